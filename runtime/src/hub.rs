@@ -1,0 +1,1020 @@
+//! The hub: one OS thread's event loop, which runs green threads.
+//!
+//! # The loop
+//!
+//! ```text
+//!   loop {
+//!       run up to 256 ready green threads (FIFO)           <- run_ready
+//!       stop if the exit condition holds (main finished)
+//!       take messages from other threads (wakes, spawns)    <- drain_inbox
+//!       poll mio: timeout 0 if green threads are still ready,
+//!                 else until the nearest timer (or forever)
+//!       dispatch readiness to socket waiters and callbacks  <- io_event
+//!       fire due timers
+//!   }
+//! ```
+//!
+//! A green thread runs until it parks (see [`crate::wait`]): it records
+//! what it waits on, and suspends back into the loop. Whatever wakes it
+//! pushes `(slot, seq)` onto the ready FIFO; the loop resumes the slot only if
+//! it is still parked on that very `seq`, so duplicate or stale entries are
+//! skipped. Wakes from other OS threads go through the inbox, a lock-free
+//! queue, and a `mio::Waker` that is written only when the hub is about to
+//! sleep (the `sleeping` flag), so a busy hub takes remote wakes without a
+//! syscall.
+//!
+//! The budget of 256 resumes per turn keeps green threads that only yield
+//! from starving sockets and timers, while a loop of two yielding green
+//! threads pays one `epoll_wait` per 256 switches, not per switch.
+//!
+//! # Rejected designs
+//!
+//! * *Work stealing between hubs.* Moving a suspended stack to another OS
+//!   thread breaks every `!Send` value and thread-local on it; that is the
+//!   known unsoundness of other stackful runtimes. Green threads never
+//!   migrate; load spreads at spawn time instead (`spawn_balanced`, and the
+//!   server handing connections to hubs).
+//! * *Symmetric switches (green thread to green thread).* One switch instead
+//!   of two per hand-over, but the loop would lose the point where it polls
+//!   and fires timers, and corosensei's safe API is asymmetric.
+//! * *A global hub.* Each hub is an explicit value on its OS thread, reached
+//!   through one thread-local pointer that is set only while it runs.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+use crossbeam_queue::SegQueue;
+use mio::{Events, Poll, Token};
+
+use crate::io::IoSlab;
+use crate::runtime::RuntimeShared;
+use crate::stack::{self, StackInfo, StackPool};
+use crate::task::{self, CancelUnwind, Packet, Task};
+use crate::timeout::TimeoutUnwind;
+use crate::timer::{Action, Timers};
+use crate::wait::{self, WaitKind, WaitReason, Waiter, Wake};
+
+type Co = Coroutine<(), (), (), DefaultStack>;
+
+/// The mio token of the hub's waker.
+const WAKER: Token = Token(usize::MAX);
+/// Resumes per loop turn before the hub polls again.
+const BUDGET: usize = 256;
+const NO_SLOT: u32 = u32::MAX;
+
+/// Messages from other threads.
+pub(crate) enum Msg {
+    /// Make `slot` runnable if it is still parked on `seq`.
+    Wake { slot: u32, seq: u64 },
+    /// Start a green thread sent by another thread.
+    Spawn {
+        task: Arc<dyn Task>,
+        stack: Option<usize>,
+        body: Box<dyn FnOnce() + Send>,
+    },
+    /// Deliver a cancellation.
+    Interrupt(Arc<dyn Task>),
+    /// Free an I/O slot whose registration was dropped on another thread.
+    ReleaseIo { index: u32, gen: u32 },
+    /// The runtime is ending: cancel everything and stop.
+    Shutdown,
+}
+
+/// The part of a hub other threads may touch.
+pub(crate) struct HubShared {
+    /// Position in the runtime's hub list.
+    pub(crate) index: usize,
+    /// Messages from other threads; drained by the hub every turn.
+    inbox: SegQueue<Msg>,
+    /// Wakes the hub's `epoll_wait`.
+    waker: mio::Waker,
+    /// True while the hub is in (or about to enter) a blocking poll.
+    sleeping: AtomicBool,
+    /// Green threads alive on this hub (for balancing and stats).
+    pub(crate) alive: AtomicUsize,
+    /// Live `Unparker`s of this hub's green threads (deadlock detection).
+    pub(crate) unparkers: AtomicUsize,
+    /// The hub's mio registry, usable from any thread.
+    pub(crate) registry: mio::Registry,
+}
+
+impl HubShared {
+    /// Makes `slot` runnable for `seq`: directly if we are on this hub's
+    /// thread, else through the inbox.
+    #[inline]
+    pub(crate) fn schedule(&self, slot: u32, seq: u64) {
+        let local = CURRENT.with(|c| {
+            let h = c.get();
+            // SAFETY: CURRENT is only non-null while the hub it points to is
+            // alive and running on this thread.
+            if !h.is_null() && ptr::eq(unsafe { &*(*h).shared }, self) {
+                // SAFETY: as above.
+                unsafe { (*h).ready.borrow_mut().push_back((slot, seq)) };
+                true
+            } else {
+                false
+            }
+        });
+        if !local {
+            self.send(Msg::Wake { slot, seq });
+        }
+    }
+
+    /// Queues a message and wakes the hub if it sleeps.
+    pub(crate) fn send(&self, msg: Msg) {
+        self.inbox.push(msg);
+        fence(Ordering::SeqCst);
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            if let Err(e) = self.waker.wake() {
+                log::error!("greenio: cannot wake hub {}: {e}", self.index);
+            }
+        }
+    }
+
+    pub(crate) fn interrupt(&self, task: Arc<dyn Task>) {
+        let local = with_hub(|h| ptr::eq(&*h.shared, self)).unwrap_or(false);
+        if local {
+            with_hub(|h| h.deliver_interrupt(&task));
+        } else {
+            self.send(Msg::Interrupt(task));
+        }
+    }
+
+    pub(crate) fn spawn_remote(
+        &self,
+        task: Arc<dyn Task>,
+        stack: Option<usize>,
+        body: Box<dyn FnOnce() + Send>,
+    ) {
+        self.alive.fetch_add(1, Ordering::Relaxed);
+        self.send(Msg::Spawn { task, stack, body });
+    }
+}
+
+/// One green thread's entry in the hub's slab.
+struct Slot {
+    task: Arc<dyn Task>,
+    /// The coroutine; taken out while it runs.
+    co: Option<Co>,
+    /// Its yielder (set on first entry).
+    yielder: *const Yielder<(), ()>,
+    /// The `seq` it is parked on; 0 while running.
+    parked: u64,
+    /// What it waits on, and since when.
+    reason: WaitReason,
+    since: Instant,
+    /// Outermost expired timeout scope not yet delivered.
+    timeout_pending: Option<u64>,
+    stack: StackInfo,
+}
+
+/// Counters of one hub, see [`stats`](crate::stats).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Index of the hub these counters belong to.
+    pub hub: usize,
+    /// Green threads alive on this hub now.
+    pub alive: usize,
+    /// Green threads spawned on this hub so far.
+    pub spawned: u64,
+    /// Context switches into green threads so far.
+    pub switches: u64,
+    /// Calls to the poller (`epoll_wait`) so far.
+    pub polls: u64,
+    /// Timers armed now (sleeps, deadlines, timeout scopes).
+    pub timers: usize,
+    /// Stacks kept in the pool for reuse.
+    pub pooled_stacks: usize,
+    /// Sockets registered with this hub now.
+    pub registered_io: usize,
+}
+
+/// The hub itself, owned by its OS thread.
+pub(crate) struct Hub {
+    pub(crate) shared: Arc<HubShared>,
+    pub(crate) rt: Arc<RuntimeShared>,
+    poll: RefCell<Poll>,
+    events: RefCell<Events>,
+    tasks: RefCell<Vec<Option<Slot>>>,
+    free_slots: RefCell<Vec<u32>>,
+    ready: RefCell<VecDeque<(u32, u64)>>,
+    pub(crate) timers: RefCell<Timers>,
+    pub(crate) io: RefCell<IoSlab>,
+    stacks: RefCell<StackPool>,
+    /// Slot of the running green thread, `NO_SLOT` in the loop.
+    current: Cell<u32>,
+    /// Yielder of the running green thread.
+    yielder: Cell<*const Yielder<(), ()>>,
+    seq: Cell<u64>,
+    scope_seq: Cell<u64>,
+    /// The loop's clock, refreshed after every poll.
+    now: Cell<Instant>,
+    live: Cell<usize>,
+    external_waits: Cell<usize>,
+    sync_waits: Cell<usize>,
+    shutdown: Cell<bool>,
+    spawned: Cell<u64>,
+    switches: Cell<u64>,
+    polls: Cell<u64>,
+}
+
+thread_local! {
+    static CURRENT: Cell<*const Hub> = const { Cell::new(ptr::null()) };
+}
+
+/// Runs `f` with this thread's hub, if one is running here.
+#[inline]
+pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
+    let h = CURRENT.with(Cell::get);
+    if h.is_null() {
+        None
+    } else {
+        // SAFETY: CURRENT is non-null only while the hub is alive and
+        // running on this thread (set and cleared by `Hub::enter`).
+        Some(f(unsafe { &*h }))
+    }
+}
+
+pub(crate) fn current_hub_ptr() -> Option<*const Hub> {
+    let h = CURRENT.with(Cell::get);
+    (!h.is_null()).then_some(h)
+}
+
+pub(crate) fn current_shared() -> Option<Arc<HubShared>> {
+    with_hub(|h| h.shared.clone())
+}
+
+pub(crate) fn current_runtime() -> Option<Arc<RuntimeShared>> {
+    with_hub(|h| h.rt.clone())
+}
+
+pub(crate) fn on_hub_thread() -> bool {
+    !CURRENT.with(Cell::get).is_null()
+}
+
+pub(crate) fn in_green_thread() -> bool {
+    with_hub(|h| h.current.get() != NO_SLOT).unwrap_or(false)
+}
+
+/// Runs `f` with the hub and the running green thread, if any.
+#[inline]
+pub(crate) fn with_current_task<R>(f: impl FnOnce(&Hub, &Arc<dyn Task>) -> R) -> Option<R> {
+    with_hub(|hub| {
+        let slot = hub.current.get();
+        if slot == NO_SLOT {
+            return None;
+        }
+        let tasks = hub.tasks.borrow();
+        let task = &tasks[slot as usize].as_ref()?.task;
+        Some(f(hub, task))
+    })
+    .flatten()
+}
+
+/// Yields the running green thread; `false` outside one.
+pub(crate) fn yield_current() -> bool {
+    with_hub(|hub| {
+        if hub.current.get() == NO_SLOT {
+            return false;
+        }
+        hub.yield_now();
+        true
+    })
+    .unwrap_or(false)
+}
+
+/// Entry point of every coroutine: record the yielder, then run the body.
+fn enter(y: &Yielder<(), ()>) {
+    with_hub(|hub| {
+        hub.yielder.set(y);
+        let slot = hub.current.get();
+        if let Some(Some(s)) = hub.tasks.borrow_mut().get_mut(slot as usize) {
+            s.yielder = y;
+        }
+    });
+}
+
+impl Hub {
+    pub(crate) fn new(
+        shared: Arc<HubShared>,
+        poll: Poll,
+        rt: Arc<RuntimeShared>,
+        stack_size: usize,
+    ) -> Hub {
+        Hub {
+            shared,
+            rt,
+            poll: RefCell::new(poll),
+            events: RefCell::new(Events::with_capacity(1024)),
+            tasks: RefCell::new(Vec::new()),
+            free_slots: RefCell::new(Vec::new()),
+            ready: RefCell::new(VecDeque::with_capacity(256)),
+            timers: RefCell::new(Timers::default()),
+            io: RefCell::new(IoSlab::default()),
+            stacks: RefCell::new(StackPool::new(stack_size)),
+            current: Cell::new(NO_SLOT),
+            yielder: Cell::new(ptr::null()),
+            seq: Cell::new(0),
+            scope_seq: Cell::new(0),
+            now: Cell::new(Instant::now()),
+            live: Cell::new(0),
+            external_waits: Cell::new(0),
+            sync_waits: Cell::new(0),
+            shutdown: Cell::new(false),
+            spawned: Cell::new(0),
+            switches: Cell::new(0),
+            polls: Cell::new(0),
+        }
+    }
+
+    /// Builds the shared half and the poller of a hub.
+    pub(crate) fn create(index: usize) -> io::Result<(Arc<HubShared>, Poll)> {
+        let poll = Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        let registry = poll.registry().try_clone()?;
+        let shared = Arc::new(HubShared {
+            index,
+            inbox: SegQueue::new(),
+            waker,
+            sleeping: AtomicBool::new(false),
+            alive: AtomicUsize::new(0),
+            unparkers: AtomicUsize::new(0),
+            registry,
+        });
+        Ok((shared, poll))
+    }
+
+    /// A fresh wait number, unique on this hub.
+    #[inline]
+    pub(crate) fn next_seq(&self) -> u64 {
+        let s = self.seq.get() + 1;
+        self.seq.set(s);
+        s
+    }
+
+    pub(crate) fn poll_registry(&self) -> std::cell::Ref<'_, Poll> {
+        self.poll.borrow()
+    }
+
+    /// Makes this hub the current one of this thread for the closure.
+    fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Reset(*const Hub);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                CURRENT.with(|c| c.set(self.0));
+            }
+        }
+        let prev = CURRENT.with(|c| c.replace(self));
+        assert!(
+            prev.is_null(),
+            "greenio: a hub is already running on this thread (nested greenio::run?)"
+        );
+        stack::install_overflow_handler();
+        let _reset = Reset(prev);
+        f()
+    }
+
+    // ----- spawning ------------------------------------------------------
+
+    pub(crate) fn spawn_local<F, T>(
+        &self,
+        packet: Arc<Packet<T>>,
+        stack_size: Option<usize>,
+        f: F,
+    ) -> io::Result<()>
+    where
+        F: FnOnce() -> T + 'static,
+        T: Send + 'static,
+    {
+        let stack = self.stacks.borrow_mut().get(stack_size)?;
+        let info = StackInfo::of(&stack, packet.header.id, packet.header.name.as_deref());
+        let p = packet.clone();
+        let co = Co::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
+            enter(y);
+            task::root(&p, f);
+        });
+        self.shared.alive.fetch_add(1, Ordering::Relaxed);
+        self.insert(packet, co, info);
+        Ok(())
+    }
+
+    fn spawn_boxed(
+        &self,
+        task: Arc<dyn Task>,
+        stack: Option<usize>,
+        body: Box<dyn FnOnce() + Send>,
+    ) {
+        let st = match self.stacks.borrow_mut().get(stack) {
+            Ok(s) => s,
+            Err(e) => {
+                // The spawner already returned a handle; fail the green
+                // thread as if it had panicked with the mmap error.
+                log::error!("greenio: {e}");
+                self.shared.alive.fetch_sub(1, Ordering::Relaxed);
+                drop(body);
+                crate::task::fail_spawn(&task, e);
+                return;
+            }
+        };
+        let info = StackInfo::of(&st, task.header().id, task.header().name.as_deref());
+        let co = Co::with_stack(st, move |y: &Yielder<(), ()>, ()| {
+            enter(y);
+            body();
+        });
+        self.insert(task, co, info);
+    }
+
+    fn insert(&self, task: Arc<dyn Task>, co: Co, stack: StackInfo) {
+        let seq = self.next_seq();
+        let slot = match self.free_slots.borrow_mut().pop() {
+            Some(s) => s,
+            None => {
+                let mut t = self.tasks.borrow_mut();
+                t.push(None);
+                (t.len() - 1) as u32
+            }
+        };
+        task.header().slot.store(slot, Ordering::Release);
+        self.tasks.borrow_mut()[slot as usize] = Some(Slot {
+            task,
+            co: Some(co),
+            yielder: ptr::null(),
+            parked: seq,
+            reason: WaitReason::local("start"),
+            since: self.now.get(),
+            timeout_pending: None,
+            stack,
+        });
+        self.ready.borrow_mut().push_back((slot, seq));
+        self.live.set(self.live.get() + 1);
+        self.spawned.set(self.spawned.get() + 1);
+    }
+
+    // ----- running -------------------------------------------------------
+
+    /// Resumes up to `budget` ready green threads; returns how many ran.
+    fn run_ready(&self, budget: usize) -> usize {
+        let mut n = 0;
+        while n < budget {
+            let Some((slot, seq)) = self.ready.borrow_mut().pop_front() else {
+                break;
+            };
+            let picked = {
+                let mut tasks = self.tasks.borrow_mut();
+                match tasks.get_mut(slot as usize).and_then(Option::as_mut) {
+                    Some(s) if s.parked == seq => {
+                        s.parked = 0;
+                        s.co.take().map(|co| (co, s.yielder, s.stack))
+                    }
+                    _ => None,
+                }
+            };
+            let Some((co, y, info)) = picked else {
+                continue;
+            };
+            n += 1;
+            self.resume(slot, co, y, info);
+        }
+        n
+    }
+
+    fn resume(&self, slot: u32, mut co: Co, y: *const Yielder<(), ()>, info: StackInfo) {
+        self.current.set(slot);
+        self.yielder.set(y);
+        stack::set_running(info);
+        self.switches.set(self.switches.get() + 1);
+        let r = co.resume(());
+        stack::set_running(StackInfo::NONE);
+        self.current.set(NO_SLOT);
+        match r {
+            CoroutineResult::Yield(()) => {
+                if let Some(Some(s)) = self.tasks.borrow_mut().get_mut(slot as usize) {
+                    s.co = Some(co);
+                }
+            }
+            CoroutineResult::Return(()) => {
+                let s = self.tasks.borrow_mut()[slot as usize].take();
+                self.free_slots.borrow_mut().push(slot);
+                self.stacks.borrow_mut().put(co.into_stack());
+                self.live.set(self.live.get() - 1);
+                self.shared.alive.fetch_sub(1, Ordering::Relaxed);
+                drop(s);
+            }
+        }
+    }
+
+    /// Suspends the running green thread, parked on `seq`.
+    fn suspend(&self, seq: u64, reason: WaitReason) {
+        let slot = self.current.get();
+        {
+            let mut tasks = self.tasks.borrow_mut();
+            let s = tasks[slot as usize]
+                .as_mut()
+                .expect("greenio: running green thread missing from its hub");
+            s.parked = seq;
+            s.reason = reason;
+            s.since = self.now.get();
+        }
+        let counter = match reason.kind {
+            WaitKind::External => Some(&self.external_waits),
+            WaitKind::Sync => Some(&self.sync_waits),
+            WaitKind::Local => None,
+        };
+        if let Some(c) = counter {
+            c.set(c.get() + 1);
+        }
+        let y = self.yielder.get();
+        // SAFETY: `y` is the yielder of the running coroutine, recorded by
+        // `enter` on its stack; it stays valid while the coroutine exists,
+        // and we are executing on that coroutine now.
+        unsafe { (*y).suspend(()) };
+        if let Some(c) = counter {
+            c.set(c.get() - 1);
+        }
+    }
+
+    /// The header of the running green thread.
+    fn current_header(&self) -> &crate::task::Header {
+        let tasks = self.tasks.borrow();
+        let h: *const crate::task::Header = tasks[self.current.get() as usize]
+            .as_ref()
+            .expect("greenio: running green thread missing from its hub")
+            .task
+            .header();
+        // SAFETY: the header lives inside the task's Arc, which the slot
+        // keeps alive until the green thread finishes; the caller is that
+        // green thread, so it outlives this borrow.
+        unsafe { &*h }
+    }
+
+    /// Interrupt due for the running green thread: cancel, else an expired
+    /// timeout scope. `None` while unwinding (cleanup code may wait).
+    fn pending_interrupt(&self) -> Option<Box<dyn Any + Send>> {
+        if std::thread::panicking() {
+            return None;
+        }
+        if self.current_header().is_cancelled() {
+            return Some(Box::new(CancelUnwind));
+        }
+        let tasks = self.tasks.borrow();
+        let s = tasks[self.current.get() as usize].as_ref()?;
+        s.timeout_pending
+            .map(|id| Box::new(TimeoutUnwind(id)) as Box<dyn Any + Send>)
+    }
+
+    /// Parks the running green thread on wait `seq` (armed by the caller)
+    /// until it is fired, its deadline passes, or it is interrupted.
+    pub(crate) fn block(&self, seq: u64, deadline: Option<Instant>, reason: WaitReason) -> Wake {
+        let h = self.current_header();
+        let mut timer = None;
+        let state = loop {
+            if let Some(p) = self.pending_interrupt() {
+                let st = h.word.disarm(seq);
+                if st == wait::WAITING {
+                    if let Some(k) = timer {
+                        self.timers.borrow_mut().cancel(k);
+                    }
+                    panic::resume_unwind(p);
+                }
+                break st;
+            }
+            if !h.word.is_waiting(seq) {
+                break h.word.disarm(seq);
+            }
+            if timer.is_none() {
+                if let Some(d) = deadline {
+                    let w = with_current_task(|_, t| Waiter::from_parts(t.clone(), seq))
+                        .expect("greenio: block outside a green thread");
+                    timer = Some(self.timers.borrow_mut().insert(d, Action::Wake(w)));
+                }
+            }
+            self.suspend(seq, reason);
+        };
+        if let Some(k) = timer {
+            self.timers.borrow_mut().cancel(k);
+        }
+        if state == wait::TIMED_OUT {
+            Wake::TimedOut
+        } else {
+            Wake::Notified
+        }
+    }
+
+    fn yield_now(&self) {
+        if let Some(p) = self.pending_interrupt() {
+            panic::resume_unwind(p);
+        }
+        let seq = self.next_seq();
+        self.ready.borrow_mut().push_back((self.current.get(), seq));
+        self.suspend(seq, WaitReason::local("yield"));
+        if let Some(p) = self.pending_interrupt() {
+            panic::resume_unwind(p);
+        }
+    }
+
+    /// Resumes a parked slot so it notices an interrupt.
+    fn kick(&self, slot: u32) {
+        let parked = self
+            .tasks
+            .borrow()
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .map_or(0, |s| s.parked);
+        if parked != 0 {
+            self.ready.borrow_mut().push_back((slot, parked));
+        }
+    }
+
+    fn deliver_interrupt(&self, task: &Arc<dyn Task>) {
+        let slot = task.header().slot.load(Ordering::Acquire);
+        let mine = self
+            .tasks
+            .borrow()
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| Arc::ptr_eq(&s.task, task));
+        if mine {
+            self.kick(slot);
+        }
+    }
+
+    /// Wakes a hub-local waiter `(slot, seq)` (used by sockets).
+    #[inline]
+    pub(crate) fn wake_local(&self, slot: u32, seq: u64) {
+        let fired = self
+            .tasks
+            .borrow()
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.task.header().word.fire(seq, wait::NOTIFIED));
+        if fired {
+            self.ready.borrow_mut().push_back((slot, seq));
+        }
+    }
+
+    /// Whether `slot` is still armed for wait `seq`.
+    pub(crate) fn tasks_word_waiting(&self, slot: u32, seq: u64) -> bool {
+        self.tasks
+            .borrow()
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.task.header().word.is_waiting(seq))
+    }
+
+    /// Arms a wait for the running green thread; returns `(slot, seq)`.
+    #[inline]
+    pub(crate) fn arm_local(&self) -> Option<(u32, u64)> {
+        let slot = self.current.get();
+        if slot == NO_SLOT {
+            return None;
+        }
+        let seq = self.next_seq();
+        self.current_header().word.arm(seq);
+        Some((slot, seq))
+    }
+
+    // ----- timeout scopes -------------------------------------------------
+
+    /// Starts a timeout scope for the running green thread.
+    pub(crate) fn open_scope(&self, deadline: Instant) -> (u64, crate::timer::TimerKey) {
+        let scope = self.scope_seq.get() + 1;
+        self.scope_seq.set(scope);
+        let slot = self.current.get();
+        let task_id = self.current_header().id;
+        let key = self.timers.borrow_mut().insert(
+            deadline,
+            Action::Interrupt {
+                slot,
+                task_id,
+                scope,
+            },
+        );
+        (scope, key)
+    }
+
+    /// Ends a timeout scope: cancels its timer and forgets its expiry.
+    pub(crate) fn close_scope(&self, scope: u64, key: crate::timer::TimerKey) {
+        self.timers.borrow_mut().cancel(key);
+        let slot = self.current.get();
+        if let Some(Some(s)) = self.tasks.borrow_mut().get_mut(slot as usize) {
+            if s.timeout_pending == Some(scope) {
+                s.timeout_pending = None;
+            }
+        }
+    }
+
+    fn expire_scope(&self, slot: u32, task_id: u64, scope: u64) {
+        {
+            let mut tasks = self.tasks.borrow_mut();
+            let Some(Some(s)) = tasks.get_mut(slot as usize) else {
+                return;
+            };
+            if s.task.header().id != task_id {
+                return;
+            }
+            // Scopes are numbered outermost first: keep the outermost.
+            s.timeout_pending = Some(s.timeout_pending.map_or(scope, |p| p.min(scope)));
+        }
+        self.kick(slot);
+    }
+
+    // ----- the loop -------------------------------------------------------
+
+    fn drain_inbox(&self) {
+        while let Some(msg) = self.shared.inbox.pop() {
+            match msg {
+                Msg::Wake { slot, seq } => self.ready.borrow_mut().push_back((slot, seq)),
+                Msg::Spawn { task, stack, body } => self.spawn_boxed(task, stack, body),
+                Msg::Interrupt(task) => self.deliver_interrupt(&task),
+                Msg::ReleaseIo { index, gen } => self.io.borrow_mut().release(index, gen),
+                Msg::Shutdown => self.shutdown.set(true),
+            }
+        }
+    }
+
+    fn event_loop(&self, done: &dyn Fn(&Hub) -> bool) {
+        loop {
+            self.run_ready(BUDGET);
+            if done(self) {
+                return;
+            }
+            self.drain_inbox();
+            if done(self) {
+                return;
+            }
+            let timeout = if !self.ready.borrow().is_empty() {
+                Some(Duration::ZERO)
+            } else {
+                self.timers
+                    .borrow_mut()
+                    .next_deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+            };
+            let blocking = timeout != Some(Duration::ZERO);
+            if blocking {
+                self.shared.sleeping.store(true, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                if !self.shared.inbox.is_empty() {
+                    self.shared.sleeping.store(false, Ordering::SeqCst);
+                    continue;
+                }
+                if timeout.is_none() && self.deadlocked() {
+                    self.shared.sleeping.store(false, Ordering::SeqCst);
+                    self.deadlock(done);
+                }
+            }
+            self.poll(timeout);
+            if blocking {
+                self.shared.sleeping.store(false, Ordering::SeqCst);
+            }
+            self.now.set(Instant::now());
+            self.fire_timers();
+        }
+    }
+
+    fn poll(&self, timeout: Option<Duration>) {
+        self.polls.set(self.polls.get() + 1);
+        let mut events = self.events.borrow_mut();
+        let r = self.poll.borrow_mut().poll(&mut events, timeout);
+        if let Err(e) = r {
+            if e.kind() != io::ErrorKind::Interrupted {
+                log::error!("greenio: hub {} poll failed: {e}", self.shared.index);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            return;
+        }
+        for ev in events.iter() {
+            if ev.token() == WAKER {
+                continue;
+            }
+            crate::io::dispatch(self, ev);
+        }
+    }
+
+    fn fire_timers(&self) {
+        let now = self.now.get();
+        loop {
+            let action = self.timers.borrow_mut().pop_due(now);
+            match action {
+                None => break,
+                Some(Action::Wake(w)) => {
+                    w.fire(wait::TIMED_OUT);
+                }
+                Some(Action::Interrupt {
+                    slot,
+                    task_id,
+                    scope,
+                }) => self.expire_scope(slot, task_id, scope),
+            }
+        }
+    }
+
+    /// Nothing can ever wake a green thread of this hub again.
+    fn deadlocked(&self) -> bool {
+        if self.live.get() == 0
+            || !self.ready.borrow().is_empty()
+            || self.timers.borrow().len() > 0
+            || self.external_waits.get() > 0
+            || self.shared.unparkers.load(Ordering::SeqCst) > 0
+            || self.rt.hubs().len() > 1
+            || self.rt.blocking.busy() > 0
+        {
+            return false;
+        }
+        // A green thread waiting on a sync primitive may be woken by a plain
+        // OS thread holding the other end: only when no such thread can
+        // exist is that wait hopeless.
+        self.sync_waits.get() == 0 || self.only_runtime_threads()
+    }
+
+    fn only_runtime_threads(&self) -> bool {
+        match std::fs::read_dir("/proc/self/task") {
+            Ok(d) => d.count() <= 1 + self.rt.blocking.threads(),
+            Err(_) => false,
+        }
+    }
+
+    fn deadlock(&self, done: &dyn Fn(&Hub) -> bool) -> ! {
+        let report = format!(
+            "greenio: deadlock: every green thread is parked and nothing can wake them \
+             (no ready green thread, timer, socket, unparker or other thread):\n{}",
+            self.dump()
+        );
+        log::error!("{report}");
+        // Unwind every green thread so borrowed data is released, then
+        // report. If they cannot unwind either, abort rather than free
+        // stacks that are still in use.
+        self.cancel_all();
+        let _ = done;
+        let drained = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.event_loop_nocheck(|h| h.live.get() == 0);
+        }));
+        if drained.is_err() || self.live.get() != 0 {
+            eprintln!("{report}\ngreenio: green threads could not be unwound; aborting");
+            std::process::abort();
+        }
+        panic!("{report}");
+    }
+
+    /// The loop without deadlock detection, for the final drain.
+    fn event_loop_nocheck(&self, done: impl Fn(&Hub) -> bool) {
+        let mut idle_turns = 0;
+        loop {
+            let ran = self.run_ready(BUDGET);
+            if done(self) {
+                return;
+            }
+            self.drain_inbox();
+            self.poll(Some(Duration::ZERO));
+            self.now.set(Instant::now());
+            self.fire_timers();
+            if ran == 0 && self.ready.borrow().is_empty() {
+                idle_turns += 1;
+                if idle_turns > 1000 {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            } else {
+                idle_turns = 0;
+            }
+        }
+    }
+
+    pub(crate) fn cancel_all(&self) {
+        let all: Vec<Arc<dyn Task>> = self
+            .tasks
+            .borrow()
+            .iter()
+            .flatten()
+            .map(|s| s.task.clone())
+            .collect();
+        for t in &all {
+            task::cancel_task(t);
+        }
+    }
+
+    // ----- entry points ----------------------------------------------------
+
+    /// Runs `f` as the main green thread; returns its value once it and
+    /// every other green thread of the hub have finished (the others are
+    /// cancelled when main returns).
+    pub(crate) fn run_main<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T,
+    {
+        self.enter(|| {
+            let mut out: Option<std::thread::Result<T>> = None;
+            let out_ptr: *mut Option<std::thread::Result<T>> = &mut out;
+            let packet: Arc<Packet<()>> =
+                Arc::new(Packet::new(Some("main".into()), self.shared.clone()));
+            let p = packet.clone();
+            let body = move || {
+                let r = panic::catch_unwind(AssertUnwindSafe(f));
+                // SAFETY: `out` lives on run_main's frame, which does not
+                // return before this green thread has finished (see below).
+                unsafe { *out_ptr = Some(r) };
+            };
+            let stack = match self.stacks.borrow_mut().get(None) {
+                Ok(s) => s,
+                Err(e) => panic!("greenio::run: cannot map the main green thread's stack: {e}"),
+            };
+            let info = StackInfo::of(&stack, packet.header.id, Some("main"));
+            // SAFETY: the closure borrows data that outlives this call
+            // (`f`'s captures and `out`). The coroutine is driven to
+            // completion by the loops below before we return; if it cannot
+            // be (a deadlock while unwinding), `deadlock` aborts the process
+            // instead of returning, so the borrows never dangle.
+            let co = unsafe {
+                Co::with_stack_unchecked(stack, move |y: &Yielder<(), ()>, ()| {
+                    enter(y);
+                    task::root(&p, body);
+                })
+            };
+            self.shared.alive.fetch_add(1, Ordering::Relaxed);
+            self.insert(packet.clone(), co, info);
+            self.event_loop(&|_| packet.header.is_finished());
+            self.finish();
+            match out {
+                Some(Ok(v)) => v,
+                Some(Err(p)) => panic::resume_unwind(p),
+                None => panic!("greenio::run: the main green thread was cancelled"),
+            }
+        })
+    }
+
+    /// Serves a secondary hub until the runtime shuts down.
+    pub(crate) fn serve(&self) {
+        self.enter(|| {
+            self.event_loop(&|h| h.shutdown.get());
+            self.finish();
+        });
+    }
+
+    /// Cancels every remaining green thread and runs until they are gone.
+    fn finish(&self) {
+        self.cancel_all();
+        self.event_loop(&|h| h.live.get() == 0);
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        Stats {
+            hub: self.shared.index,
+            alive: self.live.get(),
+            spawned: self.spawned.get(),
+            switches: self.switches.get(),
+            polls: self.polls.get(),
+            timers: self.timers.borrow().len(),
+            pooled_stacks: self.stacks.borrow().pooled(),
+            registered_io: self.io.borrow().len(),
+        }
+    }
+
+    pub(crate) fn stack_size(&self) -> usize {
+        self.stacks.borrow().default_size()
+    }
+
+    /// One line per green thread: id, name, state, wait, how long.
+    pub(crate) fn dump(&self) -> crate::introspect::Dump {
+        let now = Instant::now();
+        let cur = self.current.get();
+        let tasks = self.tasks.borrow();
+        let ready: Vec<u32> = self.ready.borrow().iter().map(|(s, _)| *s).collect();
+        let mut threads = Vec::new();
+        for (i, s) in tasks.iter().enumerate() {
+            let Some(s) = s else { continue };
+            let h = s.task.header();
+            let state = if i as u32 == cur {
+                crate::introspect::State::Running
+            } else if s.reason.what == "start" {
+                crate::introspect::State::NotStarted
+            } else if ready.contains(&(i as u32))
+                && !h.word.waiting_seq().is_some_and(|q| q == s.parked)
+            {
+                crate::introspect::State::Ready
+            } else {
+                crate::introspect::State::Parked
+            };
+            threads.push(crate::introspect::ThreadInfo {
+                id: h.id,
+                name: h.name.as_deref().map(str::to_owned),
+                state,
+                waits_on: (state != crate::introspect::State::Running).then_some(s.reason.what),
+                waiting_for: now.saturating_duration_since(s.since),
+            });
+        }
+        threads.sort_by_key(|t| t.id);
+        crate::introspect::Dump {
+            hub: self.shared.index,
+            threads,
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! greenio's runtime: hubs, green threads, stacks, timers, parking,
+//! cancellation, timeouts, the blocking pool and sync primitives.
+//!
+//! Most users depend on the `greenio` facade crate, which re-exports all of
+//! this together with the sockets of `greenio-net`.
+//!
+//! # A first example
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let total = greenio::run(|| {
+//!     let workers: Vec<_> = (1..=3)
+//!         .map(|i| {
+//!             greenio::spawn(move || {
+//!                 greenio::sleep(Duration::from_millis(10 * i));
+//!                 i * 100
+//!             })
+//!         })
+//!         .collect();
+//!     workers.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(total, 600);
+//! ```
+//!
+//! The three green threads sleep concurrently on one OS thread: the whole
+//! run takes about 30 ms, not 60.
+//!
+//! # Model
+//!
+//! * A **hub** is one OS thread running an event loop ([`run`],
+//!   [`Runtime`]). A **green thread** ([`spawn`], [`Builder`]) lives on one
+//!   hub for its whole life and switches only where it parks: socket calls,
+//!   [`sleep`], [`yield_now`], [`park`], joins and sync primitives.
+//! * Cancellation ([`JoinHandle::cancel`]) and [`timeout`] unwind the target
+//!   from its park point, running destructors.
+//! * [`unblock`] moves blocking calls to a thread pool.
+//! * [`wait::Waiter`] and [`io::Registration`] are the building blocks for
+//!   new primitives and new kinds of sockets.
+#![deny(missing_docs, missing_debug_implementations)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod blocking;
+mod hub;
+mod introspect;
+pub mod io;
+mod runtime;
+mod stack;
+mod task;
+mod timeout;
+mod timer;
+pub mod wait;
+
+pub use blocking::{unblock, KEEP_ALIVE};
+pub use hub::Stats;
+pub use introspect::{dump, stack_size, stats, Dump, State, ThreadInfo};
+pub use runtime::{hub_count, run, spawn_balanced, Runtime, RuntimeBuilder};
+pub use stack::{DEFAULT_STACK_SIZE, POOL_MAX};
+pub use task::{
+    current, park, sleep, spawn, spawn_on, yield_now, Builder, GreenThread, JoinError, JoinHandle,
+    Unparker,
+};
+pub use timeout::{timeout, timeout_at, Elapsed};

@@ -1,0 +1,288 @@
+//! Runtimes: a set of hubs (one per OS thread) and their blocking pool.
+//!
+//! Hub 0 runs on the thread that calls [`Runtime::run`] and runs the main
+//! green thread; hubs 1..n run on threads named `greenio-hub-N`. Green
+//! threads never move between hubs (see the hub module's essay); load
+//! spreads when green threads are spawned: [`spawn_on`](crate::spawn_on)
+//! picks a hub, [`spawn_balanced`](crate::spawn_balanced) picks the hub with
+//! the fewest live green threads.
+
+use std::io;
+use std::sync::{Arc, OnceLock};
+
+use crate::blocking::BlockingPool;
+use crate::hub::{Hub, HubShared, Msg};
+use crate::stack::DEFAULT_STACK_SIZE;
+
+/// What every hub of a runtime shares.
+pub(crate) struct RuntimeShared {
+    hubs: OnceLock<Vec<Arc<HubShared>>>,
+    pub(crate) blocking: BlockingPool,
+}
+
+impl RuntimeShared {
+    pub(crate) fn hubs(&self) -> &[Arc<HubShared>] {
+        self.hubs.get().map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Configures a [`Runtime`].
+///
+/// # Examples
+///
+/// ```
+/// let rt = greenio::Runtime::builder()
+///     .hubs(2)
+///     .stack_size(64 * 1024)
+///     .build()
+///     .unwrap();
+/// let n = rt.run(|| greenio::spawn_on(1, || 20).join().unwrap() + 1);
+/// assert_eq!(n, 21);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RuntimeBuilder {
+    hubs: usize,
+    stack_size: usize,
+    blocking_threads: usize,
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        RuntimeBuilder {
+            hubs: 1,
+            stack_size: DEFAULT_STACK_SIZE,
+            blocking_threads: 16,
+        }
+    }
+}
+
+impl RuntimeBuilder {
+    /// The number of hubs (OS threads running green threads). Default 1.
+    pub fn hubs(mut self, n: usize) -> Self {
+        self.hubs = n;
+        self
+    }
+
+    /// The default usable stack size of green threads, in bytes (rounded up
+    /// to pages, at least 16 KiB). Default
+    /// [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE), 128 KiB.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// The most OS threads [`unblock`](crate::unblock) may use at once.
+    /// Default 16.
+    pub fn blocking_threads(mut self, n: usize) -> Self {
+        self.blocking_threads = n;
+        self
+    }
+
+    /// Creates the hubs' pollers and wakers.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for zero hubs or zero blocking threads; the OS error
+    /// if an `epoll` instance or `eventfd` cannot be created.
+    pub fn build(self) -> io::Result<Runtime> {
+        if self.hubs == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "greenio: a runtime needs at least one hub",
+            ));
+        }
+        if self.blocking_threads == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "greenio: the blocking pool needs at least one thread",
+            ));
+        }
+        let mut shared = Vec::with_capacity(self.hubs);
+        let mut polls = Vec::with_capacity(self.hubs);
+        for i in 0..self.hubs {
+            let (s, p) = Hub::create(i)?;
+            shared.push(s);
+            polls.push(p);
+        }
+        let rt = Arc::new(RuntimeShared {
+            hubs: OnceLock::new(),
+            blocking: BlockingPool::new(self.blocking_threads),
+        });
+        let _ = rt.hubs.set(shared);
+        Ok(Runtime {
+            rt,
+            polls,
+            stack_size: self.stack_size,
+        })
+    }
+}
+
+/// A set of hubs ready to run; see [`RuntimeBuilder`].
+pub struct Runtime {
+    rt: Arc<RuntimeShared>,
+    polls: Vec<mio::Poll>,
+    stack_size: usize,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("hubs", &self.polls.len())
+            .field("stack_size", &self.stack_size)
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// A builder with the defaults: one hub, 128 KiB stacks.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// Runs `main` as a green thread on hub 0 (this thread), with the other
+    /// hubs on their own OS threads, and returns its value.
+    ///
+    /// When `main` returns, every other green thread on every hub is
+    /// cancelled (unwound from its park point, destructors run) before
+    /// `run` returns. A panic in `main` is re-raised here after that
+    /// cleanup.
+    ///
+    /// # Panics
+    ///
+    /// Re-raises `main`'s panic. Panics with a report naming every parked
+    /// green thread if the hub deadlocks (see [`run`](crate::run)). Panics
+    /// if called inside a green thread (runtimes do not nest).
+    pub fn run<F, T>(self, main: F) -> T
+    where
+        F: FnOnce() -> T,
+    {
+        let Runtime {
+            rt,
+            polls,
+            stack_size,
+        } = self;
+        let hubs = rt.hubs().to_vec();
+        let mut polls = polls.into_iter();
+        let first = polls.next().expect("runtime has at least one hub");
+        let mut threads = Vec::new();
+        for (i, poll) in polls.enumerate() {
+            let shared = hubs[i + 1].clone();
+            let rt2 = rt.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("greenio-hub-{}", i + 1))
+                .spawn(move || Hub::new(shared, poll, rt2, stack_size).serve());
+            match t {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    for h in &hubs[1..=threads.len()] {
+                        h.send(Msg::Shutdown);
+                    }
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    panic!("greenio: cannot start hub thread {}: {e}", i + 1);
+                }
+            }
+        }
+        struct StopOthers {
+            hubs: Vec<Arc<HubShared>>,
+            threads: Vec<std::thread::JoinHandle<()>>,
+        }
+        impl Drop for StopOthers {
+            fn drop(&mut self) {
+                for h in self.hubs.iter().skip(1) {
+                    h.send(Msg::Shutdown);
+                }
+                for t in self.threads.drain(..) {
+                    if t.join().is_err() {
+                        log::error!("greenio: a hub thread panicked");
+                    }
+                }
+            }
+        }
+        let _stop = StopOthers {
+            hubs: hubs.clone(),
+            threads,
+        };
+        let hub = Hub::new(hubs[0].clone(), first, rt.clone(), stack_size);
+        hub.run_main(main)
+    }
+}
+
+/// Runs `main` as the first green thread of a one-hub runtime on this
+/// thread and returns its value: the entry point of a greenio program.
+///
+/// When `main` returns, the other green threads are cancelled and unwound
+/// (destructors run, sockets close) before `run` returns main's value.
+///
+/// # Deadlocks
+///
+/// If main is parked and nothing can ever wake any green thread (none is
+/// ready, no timer is armed, no socket or signal is awaited, no
+/// [`Unparker`](crate::Unparker) is alive, no [`unblock`](crate::unblock)
+/// job runs, and — for waits on sync primitives, which a plain OS thread may
+/// end — the process has no other threads), `run` unwinds every green
+/// thread and panics with a report that names each one and what it waits
+/// on, instead of hanging (gevent's `LoopExit`, with the culprits named).
+///
+/// # Panics
+///
+/// Re-raises `main`'s panic; panics on deadlock as above, if the hub's
+/// poller cannot be created, or inside another `run`.
+///
+/// # Examples
+///
+/// ```
+/// let v = greenio::run(|| {
+///     let h = greenio::spawn(|| "hello from a green thread");
+///     h.join().unwrap()
+/// });
+/// assert_eq!(v, "hello from a green thread");
+/// ```
+pub fn run<F, T>(main: F) -> T
+where
+    F: FnOnce() -> T,
+{
+    match Runtime::builder().build() {
+        Ok(rt) => rt.run(main),
+        Err(e) => panic!("greenio::run: cannot create the hub: {e}"),
+    }
+}
+
+/// Spawns a green thread on the hub with the fewest live green threads (at
+/// spawn time only; it never moves afterwards).
+///
+/// # Panics
+///
+/// Panics outside a runtime.
+///
+/// # Examples
+///
+/// ```
+/// let rt = greenio::Runtime::builder().hubs(2).build().unwrap();
+/// rt.run(|| {
+///     let hs: Vec<_> = (0..4).map(|_| greenio::spawn_balanced(|| greenio::current().hub())).collect();
+///     let on: Vec<usize> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+///     assert!(on.contains(&1));
+/// });
+/// ```
+pub fn spawn_balanced<F, T>(f: F) -> crate::JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let rt = crate::hub::current_runtime()
+        .expect("greenio::spawn_balanced called outside a runtime; start one with greenio::run");
+    let idx = rt
+        .hubs()
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, h)| h.alive.load(std::sync::atomic::Ordering::Relaxed))
+        .map_or(0, |(i, _)| i);
+    crate::spawn_on(idx, f)
+}
+
+/// The number of hubs of the current runtime (0 outside one).
+pub fn hub_count() -> usize {
+    crate::hub::current_runtime().map_or(0, |rt| rt.hubs().len())
+}

@@ -1,0 +1,343 @@
+//! Green-thread stacks: a per-hub pool, guard pages, and the stack-overflow
+//! report.
+//!
+//! # Layout and cost
+//!
+//! Each stack is one `mmap` of `size + one page`, with the lowest page left
+//! `PROT_NONE` as a guard. That is two kernel mappings (VMAs) per stack; the
+//! default `vm.max_map_count` of 65530 therefore caps a process at roughly
+//! 32,000 live green threads with their own stacks, minus what the rest of
+//! the process maps. Raise it (`sysctl vm.max_map_count=262144`) for more.
+//! Memory is reserved, not committed: a stack costs RSS only for the pages
+//! its green thread actually touched.
+//!
+//! # Default size
+//!
+//! [`DEFAULT_STACK_SIZE`] is 128 KiB. Rust code keeps buffers and `fmt`
+//! machinery on the stack, `log` and `std::io` paths use a few KiB, and
+//! DNS, TLS or regex code can reach tens of KiB. 128 KiB leaves a wide margin
+//! for that while the address-space reservation for 10,000 green threads is
+//! only 1.3 GB and the RSS stays what the code touches (8-12 KiB for an echo
+//! handler). Use [`Builder::stack_size`](crate::Builder::stack_size) for
+//! deep recursion.
+//!
+//! # Pooling
+//!
+//! A finished green thread's stack goes back to its hub's pool (up to
+//! [`POOL_MAX`] stacks), so spawning in steady state does not `mmap`. Pages
+//! a previous green thread touched stay committed; that is the price of not
+//! calling `madvise` on every exit.
+//!
+//! # Overflow
+//!
+//! Touching the guard page raises `SIGSEGV`. A handler, installed once per
+//! process on the signal alternate stack, checks whether the faulting
+//! address lies in the guard page of the green thread running on this
+//! thread; if so it writes
+//! `greenio: green thread 'NAME' (id N) overflowed its stack of S bytes`
+//! to stderr and aborts. Any other fault is passed on to the handler that
+//! was installed before (Rust's own, which reports main-thread overflows),
+//! so unrelated crashes look as they always did.
+
+use std::cell::Cell;
+use std::io;
+use std::sync::Once;
+
+use corosensei::stack::{DefaultStack, Stack};
+
+/// The default usable stack size of a green thread: 128 KiB.
+pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
+
+/// How many stacks of the default size a hub keeps for reuse.
+pub const POOL_MAX: usize = 4096;
+
+/// A pool of stacks of one size.
+pub(crate) struct StackPool {
+    size: usize,
+    free: Vec<DefaultStack>,
+}
+
+impl StackPool {
+    pub(crate) fn new(size: usize) -> StackPool {
+        StackPool {
+            size: round_to_page(size),
+            free: Vec::new(),
+        }
+    }
+
+    pub(crate) fn default_size(&self) -> usize {
+        self.size
+    }
+
+    /// A stack of at least `size` bytes (the pool's size if `None`).
+    pub(crate) fn get(&mut self, size: Option<usize>) -> io::Result<DefaultStack> {
+        let size = size.map(round_to_page).unwrap_or(self.size);
+        if size == self.size {
+            if let Some(s) = self.free.pop() {
+                return Ok(s);
+            }
+        }
+        DefaultStack::new(size).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "greenio: cannot map a {size}-byte green-thread stack: {e} \
+                     (each stack needs two memory mappings; check vm.max_map_count \
+                     and available address space)"
+                ),
+            )
+        })
+    }
+
+    /// Returns a stack to the pool, or unmaps it.
+    pub(crate) fn put(&mut self, stack: DefaultStack) {
+        let len = stack.base().get() - stack.limit().get() - page_size();
+        if len == self.size && self.free.len() < POOL_MAX {
+            self.free.push(stack);
+        }
+    }
+
+    pub(crate) fn pooled(&self) -> usize {
+        self.free.len()
+    }
+}
+
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p <= 0 {
+        4096
+    } else {
+        p as usize
+    }
+}
+
+fn round_to_page(n: usize) -> usize {
+    let p = page_size();
+    n.max(16 * 1024).div_ceil(p) * p
+}
+
+/// The running green thread's stack, as the signal handler needs it. Plain
+/// integers and a raw name pointer: the handler may not allocate or lock.
+#[derive(Clone, Copy)]
+pub(crate) struct StackInfo {
+    /// Lowest address of the guard page.
+    pub(crate) guard_lo: usize,
+    /// One past the guard page.
+    pub(crate) guard_hi: usize,
+    /// Usable size in bytes.
+    pub(crate) size: usize,
+    pub(crate) id: u64,
+    /// Name bytes (owned by the green thread's header, alive while it runs).
+    pub(crate) name: *const u8,
+    pub(crate) name_len: usize,
+}
+
+impl StackInfo {
+    pub(crate) const NONE: StackInfo = StackInfo {
+        guard_lo: 0,
+        guard_hi: 0,
+        size: 0,
+        id: 0,
+        name: std::ptr::null(),
+        name_len: 0,
+    };
+
+    pub(crate) fn of(stack: &DefaultStack, id: u64, name: Option<&str>) -> StackInfo {
+        let lo = stack.limit().get();
+        let page = page_size();
+        StackInfo {
+            guard_lo: lo,
+            guard_hi: lo + page,
+            size: stack.base().get() - lo - page,
+            id,
+            name: name.map_or(std::ptr::null(), str::as_ptr),
+            name_len: name.map_or(0, str::len),
+        }
+    }
+}
+
+thread_local! {
+    /// The stack of the green thread running on this OS thread, if any.
+    static RUNNING: Cell<StackInfo> = const { Cell::new(StackInfo::NONE) };
+}
+
+/// Records which green thread runs now (called by the hub on each switch).
+#[inline]
+pub(crate) fn set_running(info: StackInfo) {
+    RUNNING.with(|r| r.set(info));
+}
+
+static INSTALL: Once = Once::new();
+static mut PREV_SEGV: Option<libc::sigaction> = None;
+static mut PREV_BUS: Option<libc::sigaction> = None;
+
+/// Installs the overflow handler once per process and makes sure this
+/// thread has an alternate signal stack.
+pub(crate) fn install_overflow_handler() {
+    INSTALL.call_once(|| {
+        // SAFETY: sigaction with a zeroed struct, a valid handler address
+        // and valid out-pointers; PREV_* are written once, here, before the
+        // handler can run (it is installed by these very calls).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = handler as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut sa.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGSEGV, &sa, &mut old) == 0 {
+                PREV_SEGV = Some(old);
+            }
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGBUS, &sa, &mut old) == 0 {
+                PREV_BUS = Some(old);
+            }
+        }
+    });
+    ensure_altstack();
+}
+
+thread_local! {
+    static ALTSTACK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Rust's runtime gives every thread it starts an alternate signal stack;
+/// threads started elsewhere may lack one, so add one if missing (leaked
+/// with the thread: 64 KiB of address space).
+fn ensure_altstack() {
+    if ALTSTACK.with(Cell::get) {
+        return;
+    }
+    ALTSTACK.with(|a| a.set(true));
+    // SAFETY: querying the current alternate stack with a valid out-pointer.
+    let mut cur: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::sigaltstack(std::ptr::null(), &mut cur) } != 0 {
+        return;
+    }
+    if cur.ss_flags & libc::SS_DISABLE == 0 {
+        return;
+    }
+    let size = 64 * 1024;
+    // SAFETY: anonymous private mapping, checked for failure below.
+    let mem = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if mem == libc::MAP_FAILED {
+        return;
+    }
+    let st = libc::stack_t {
+        ss_sp: mem,
+        ss_flags: 0,
+        ss_size: size,
+    };
+    // SAFETY: `st` describes the mapping made above, which is never unmapped.
+    unsafe { libc::sigaltstack(&st, std::ptr::null_mut()) };
+}
+
+/// The SIGSEGV/SIGBUS handler. Async-signal-safe: reads a thread-local
+/// `Cell` of plain integers, formats into a stack buffer, `write`s, aborts.
+extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let run = RUNNING.try_with(Cell::get).unwrap_or(StackInfo::NONE);
+    if run.guard_hi != 0 && addr >= run.guard_lo && addr < run.guard_hi {
+        let mut buf = [0u8; 512];
+        let mut w = BufWriter {
+            buf: &mut buf,
+            len: 0,
+        };
+        w.put(b"greenio: green thread '");
+        if run.name.is_null() {
+            w.put(b"<unnamed>");
+        } else {
+            // SAFETY: the name is owned by the running green thread's header,
+            // which lives at least as long as the green thread runs.
+            w.put(unsafe { std::slice::from_raw_parts(run.name, run.name_len) });
+        }
+        w.put(b"' (id ");
+        w.num(run.id);
+        w.put(b") overflowed its stack of ");
+        w.num(run.size as u64);
+        w.put(
+            b" bytes; give it more with greenio::Builder::stack_size or \
+            Runtime::builder().stack_size(). Aborting.\n",
+        );
+        // SAFETY: writing an initialised buffer to fd 2; abort never returns.
+        unsafe {
+            libc::write(2, w.buf.as_ptr().cast(), w.len);
+            libc::abort();
+        }
+    }
+    // Not ours: hand over to the previous handler.
+    // SAFETY: PREV_* were written once before this handler was installed and
+    // are only read afterwards.
+    let prev = unsafe {
+        if sig == libc::SIGBUS {
+            *std::ptr::addr_of!(PREV_BUS)
+        } else {
+            *std::ptr::addr_of!(PREV_SEGV)
+        }
+    };
+    match prev {
+        Some(p) if p.sa_sigaction != libc::SIG_DFL && p.sa_sigaction != libc::SIG_IGN => {
+            if p.sa_flags & libc::SA_SIGINFO != 0 {
+                // SAFETY: the previous handler was installed as an
+                // SA_SIGINFO handler with this signature.
+                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    unsafe { std::mem::transmute(p.sa_sigaction) };
+                f(sig, info, ctx);
+            } else {
+                // SAFETY: the previous handler was installed as a plain
+                // one-argument handler.
+                let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(p.sa_sigaction) };
+                f(sig);
+            }
+        }
+        _ => {
+            // Restore the default action and return: the faulting
+            // instruction runs again and the process dies as it would have.
+            // SAFETY: resetting a signal to SIG_DFL with a zeroed struct.
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+struct BufWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl BufWriter<'_> {
+    fn put(&mut self, s: &[u8]) {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
+    }
+
+    fn num(&mut self, mut v: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        let d = digits;
+        self.put(&d[i..]);
+    }
+}

@@ -1,0 +1,455 @@
+//! The parking protocol: how a green thread or a plain OS thread waits, and
+//! how anything, from any thread, wakes it.
+//!
+//! # Design
+//!
+//! Every waiting context (a green thread, or an OS thread outside any hub)
+//! owns one *park word*, an `AtomicU64` holding `seq << 2 | state`:
+//!
+//! ```text
+//!   IDLE      not waiting
+//!   WAITING   armed for wait number `seq`: a waker may fire it
+//!   NOTIFIED  fired by a waker for `seq`
+//!   TIMED_OUT fired by the deadline for `seq`
+//! ```
+//!
+//! A wait goes through three steps:
+//!
+//! 1. [`Waiter::prepare`] takes a fresh `seq` (unique per hub, or per OS
+//!    thread) and arms the word: `seq|WAITING`. The returned [`Waiter`] is
+//!    the token given to whatever will wake us (a wait list, a socket's
+//!    reader slot, a timer).
+//! 2. The caller registers the waiter, re-checks its condition, then calls
+//!    [`Waiter::wait`], which suspends the green thread (or parks the OS
+//!    thread) unless the word was already fired.
+//! 3. A waker calls [`Waiter::wake`]: a compare-and-swap `seq|WAITING ->
+//!    seq|NOTIFIED`. Exactly one fire per `seq` can succeed, and only the
+//!    winner schedules the waiter. A waker holding a token from an *earlier*
+//!    wait finds another `seq` in the word, fails, and does nothing: a stale
+//!    wakeup can never resume a green thread spuriously, and `wake` returning
+//!    `false` tells a wait list to pass the wakeup to its next waiter, so no
+//!    wakeup is lost either.
+//!
+//! When the wait ends the owner *disarms* the word (`seq|WAITING -> IDLE`);
+//! if that fails, a fire won the race and the wait reports it. This is what
+//! makes cancellation safe: a green thread interrupted by
+//! [`cancel`](crate::JoinHandle::cancel) or a [`timeout`](crate::timeout)
+//! disarms before it unwinds, so no later notification can be consumed by a
+//! waiter that is gone; and if a notification *did* arrive first, the wait
+//! returns [`Wake::Notified`] and the interrupt is delivered at the next
+//! park point instead. A cancelled waiter never steals a message, a permit
+//! or a lock.
+//!
+//! # Rejected designs
+//!
+//! * *Hand-off* (the waker moves the value into the waiter): fast, but a
+//!   waiter cancelled after the hand-off loses the value. We wake, and the
+//!   woken side re-checks the shared state under its own lock.
+//! * *A flag per green thread without a sequence number*: a wakeup meant for
+//!   wait N that arrives during wait N+1 resumes it spuriously. The sequence
+//!   number in the same word as the state closes that window without locks.
+//! * *`std::thread::park` tokens for green threads*: they would block the
+//!   whole hub.
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::hub;
+use crate::task::Task;
+
+/// Not waiting.
+pub(crate) const IDLE: u64 = 0;
+/// Armed: a waker may fire the word for this `seq`.
+pub(crate) const WAITING: u64 = 1;
+/// Fired by a waker.
+pub(crate) const NOTIFIED: u64 = 2;
+/// Fired by the wait's own deadline.
+pub(crate) const TIMED_OUT: u64 = 3;
+
+/// A park word: `seq << 2 | state`. Written by its owner when arming and
+/// disarming, fired (compare-and-swap) by wakers on any thread.
+#[derive(Debug, Default)]
+pub(crate) struct ParkWord(AtomicU64);
+
+impl ParkWord {
+    /// Arms the word for wait `seq`. Only the owner calls this.
+    #[inline]
+    pub(crate) fn arm(&self, seq: u64) {
+        self.0.store(seq << 2 | WAITING, Ordering::SeqCst);
+    }
+
+    /// Fires wait `seq` with `state`; `true` for the single winner.
+    #[inline]
+    pub(crate) fn fire(&self, seq: u64, state: u64) -> bool {
+        self.0
+            .compare_exchange(
+                seq << 2 | WAITING,
+                seq << 2 | state,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// Ends wait `seq` and returns how it ended: `WAITING` if nothing fired
+    /// it, else `NOTIFIED` or `TIMED_OUT`.
+    #[inline]
+    pub(crate) fn disarm(&self, seq: u64) -> u64 {
+        match self.0.compare_exchange(
+            seq << 2 | WAITING,
+            seq << 2 | IDLE,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => WAITING,
+            Err(now) => {
+                self.0.store(seq << 2 | IDLE, Ordering::Relaxed);
+                now & 3
+            }
+        }
+    }
+
+    /// Whether wait `seq` is still armed and unfired.
+    #[inline]
+    pub(crate) fn is_waiting(&self, seq: u64) -> bool {
+        self.0.load(Ordering::Acquire) == seq << 2 | WAITING
+    }
+
+    /// The armed `seq`, if the word is waiting.
+    #[inline]
+    pub(crate) fn waiting_seq(&self) -> Option<u64> {
+        let w = self.0.load(Ordering::Acquire);
+        (w & 3 == WAITING).then_some(w >> 2)
+    }
+}
+
+/// A plain OS thread's parker.
+#[derive(Debug)]
+pub(crate) struct OsParker {
+    word: ParkWord,
+    thread: std::thread::Thread,
+}
+
+thread_local! {
+    static OS_PARKER: Arc<OsParker> = Arc::new(OsParker {
+        word: ParkWord::default(),
+        thread: std::thread::current(),
+    });
+    static OS_SEQ: Cell<u64> = const { Cell::new(0) };
+}
+
+#[derive(Clone)]
+enum Target {
+    Green(Arc<dyn Task>),
+    Os(Arc<OsParker>),
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A waker fired this waiter: re-check the condition.
+    Notified,
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// What a green thread waits on, shown by [`dump`](crate::dump) and by the
+/// deadlock report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitReason {
+    /// A short label such as `"sleep"`, `"join"` or `"channel recv"`.
+    pub what: &'static str,
+    /// Who can end the wait; the deadlock detector uses it.
+    pub kind: WaitKind,
+}
+
+impl WaitReason {
+    /// A wait on a sync primitive, which another OS thread may end.
+    pub const fn sync(what: &'static str) -> Self {
+        WaitReason {
+            what,
+            kind: WaitKind::Sync,
+        }
+    }
+
+    /// A wait only this hub can end (its green threads or its timers).
+    pub const fn local(what: &'static str) -> Self {
+        WaitReason {
+            what,
+            kind: WaitKind::Local,
+        }
+    }
+
+    /// A wait on the outside world (I/O, signals, the blocking pool).
+    pub const fn external(what: &'static str) -> Self {
+        WaitReason {
+            what,
+            kind: WaitKind::External,
+        }
+    }
+}
+
+/// Who can end a wait (see [`WaitReason`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitKind {
+    /// Only green threads and timers of the same hub.
+    Local,
+    /// A sync primitive: possibly a plain OS thread that holds the other end.
+    Sync,
+    /// Sockets, signals, the blocking pool: the outside world.
+    External,
+}
+
+/// A token that wakes one particular wait of one green thread or OS thread.
+///
+/// `Waiter` is `Send + Sync + Clone`: put it in a wait list, hand it to
+/// another thread, call [`wake`](Waiter::wake) from anywhere. Waking a
+/// waiter whose wait has already ended (it timed out, was cancelled, or was
+/// woken by someone else) does nothing and returns `false`.
+///
+/// This is the building block of every primitive in [`sync`](crate::sync);
+/// use it to write your own.
+///
+/// # Examples
+///
+/// A one-slot mailbox built on `Waiter`:
+///
+/// ```
+/// use greenio::wait::{Waiter, WaitReason, Wake};
+/// use std::sync::{Arc, Mutex};
+///
+/// greenio::run(|| {
+///     let slot: Arc<Mutex<(Option<u32>, Option<Waiter>)>> = Arc::default();
+///     let s2 = slot.clone();
+///     greenio::spawn(move || {
+///         let mut g = s2.lock().unwrap();
+///         g.0 = Some(7);
+///         if let Some(w) = g.1.take() {
+///             w.wake();
+///         }
+///     });
+///     let value = loop {
+///         let w = Waiter::prepare();
+///         {
+///             let mut g = slot.lock().unwrap();
+///             if let Some(v) = g.0.take() {
+///                 break v;
+///             }
+///             g.1 = Some(w.clone());
+///         }
+///         w.wait(None, WaitReason::sync("mailbox"));
+///     };
+///     assert_eq!(value, 7);
+/// });
+/// ```
+#[derive(Clone)]
+pub struct Waiter {
+    target: Target,
+    seq: u64,
+}
+
+impl fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.target {
+            Target::Green(t) => format!("green thread {}", t.header().id),
+            Target::Os(p) => format!("OS thread {:?}", p.thread.id()),
+        };
+        f.debug_struct("Waiter")
+            .field("target", &kind)
+            .field("seq", &self.seq)
+            .finish()
+    }
+}
+
+impl Waiter {
+    /// Arms a new wait for the calling context (the current green thread, or
+    /// this OS thread outside a hub) and returns its token.
+    ///
+    /// Register the token where a waker will find it, re-check the
+    /// condition, then call [`wait`](Waiter::wait). A fire that happens
+    /// between `prepare` and `wait` is not lost: `wait` returns at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenio::wait::{Waiter, WaitReason, Wake};
+    /// let w = Waiter::prepare();
+    /// assert!(w.wake()); // fired before waiting: wait returns at once
+    /// assert_eq!(w.wait(None, WaitReason::sync("demo")), Wake::Notified);
+    /// assert!(!w.wake()); // that wait is over: a stale wake does nothing
+    /// ```
+    pub fn prepare() -> Waiter {
+        if let Some(w) = hub::with_current_task(|hub, task| {
+            let seq = hub.next_seq();
+            task.header().word.arm(seq);
+            Waiter {
+                target: Target::Green(task.clone()),
+                seq,
+            }
+        }) {
+            return w;
+        }
+        let parker = OS_PARKER.with(Arc::clone);
+        let seq = OS_SEQ.with(|s| {
+            let n = s.get() + 1;
+            s.set(n);
+            n
+        });
+        parker.word.arm(seq);
+        Waiter {
+            target: Target::Os(parker),
+            seq,
+        }
+    }
+
+    pub(crate) fn from_parts(task: Arc<dyn Task>, seq: u64) -> Waiter {
+        Waiter {
+            target: Target::Green(task),
+            seq,
+        }
+    }
+
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn word(&self) -> &ParkWord {
+        match &self.target {
+            Target::Green(t) => &t.header().word,
+            Target::Os(p) => &p.word,
+        }
+    }
+
+    /// Wakes this wait. Returns `true` if this call ended it; `false` if the
+    /// wait had already ended (woken, timed out, cancelled), in which case a
+    /// wait list should wake its next waiter instead.
+    #[inline]
+    pub fn wake(&self) -> bool {
+        self.fire(NOTIFIED)
+    }
+
+    #[inline]
+    pub(crate) fn fire(&self, state: u64) -> bool {
+        match &self.target {
+            Target::Green(t) => {
+                if t.header().word.fire(self.seq, state) {
+                    t.header().schedule(self.seq);
+                    true
+                } else {
+                    false
+                }
+            }
+            Target::Os(p) => {
+                if p.word.fire(self.seq, state) {
+                    p.thread.unpark();
+                    true
+                } else {
+                    false
+                }
+            }
+        }
+    }
+
+    /// Whether this wait has ended (a wake to it would do nothing). Wait
+    /// lists use it to drop tokens of waiters that gave up.
+    #[inline]
+    pub fn is_stale(&self) -> bool {
+        !self.word().is_waiting(self.seq)
+    }
+
+    /// Whether two tokens name the same wait.
+    pub fn same_wait(&self, other: &Waiter) -> bool {
+        self.seq == other.seq
+            && match (&self.target, &other.target) {
+                (Target::Green(a), Target::Green(b)) => Arc::ptr_eq(a, b),
+                (Target::Os(a), Target::Os(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+
+    /// Waits until this waiter is woken or `deadline` passes.
+    ///
+    /// In a green thread this parks only the green thread; on a plain OS
+    /// thread it blocks the thread. Call it from the context that called
+    /// [`prepare`](Waiter::prepare).
+    ///
+    /// A green thread that is [cancelled](crate::JoinHandle::cancel) or whose
+    /// [`timeout`](crate::timeout) scope expires while waiting unwinds from
+    /// here; the wait is disarmed first, so no notification is consumed by
+    /// it.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called from another context than the one that prepared it,
+    /// or on a hub thread outside any green thread (a callback must not
+    /// block its hub).
+    pub fn wait(&self, deadline: Option<Instant>, reason: WaitReason) -> Wake {
+        match &self.target {
+            Target::Green(t) => {
+                let mine = hub::with_current_task(|_, cur| Arc::ptr_eq(cur, t));
+                assert!(
+                    mine == Some(true),
+                    "greenio: Waiter::wait called outside the green thread that prepared it"
+                );
+                hub::with_hub(|hub| hub.block(self.seq, deadline, reason)).unwrap_or(Wake::Notified)
+            }
+            Target::Os(p) => {
+                assert!(
+                    !hub::on_hub_thread(),
+                    "greenio: blocking call on a hub thread outside a green thread; \
+                     callbacks must not block the hub (use the try_ variant or spawn a green thread)"
+                );
+                loop {
+                    match p.word.0.load(Ordering::Acquire) {
+                        w if w == self.seq << 2 | WAITING => {}
+                        _ => break,
+                    }
+                    match deadline {
+                        None => std::thread::park(),
+                        Some(d) => {
+                            let now = Instant::now();
+                            if now >= d {
+                                p.word.fire(self.seq, TIMED_OUT);
+                                continue;
+                            }
+                            std::thread::park_timeout(d - now);
+                        }
+                    }
+                }
+                match p.word.disarm(self.seq) {
+                    TIMED_OUT => Wake::TimedOut,
+                    _ => Wake::Notified,
+                }
+            }
+        }
+    }
+
+    /// Ends this wait without waiting (the condition turned true after
+    /// [`prepare`](Waiter::prepare)). Returns `true` if a wake had already
+    /// fired it: a wait list that may have chosen it should then wake
+    /// another waiter.
+    pub fn cancel(&self) -> bool {
+        self.word().disarm(self.seq) != WAITING
+    }
+}
+
+/// Blocks until `deadline`, uninterruptible by wakes (used by `sleep`).
+pub(crate) fn sleep_until(deadline: Instant) {
+    loop {
+        let w = Waiter::prepare();
+        if w.wait(Some(deadline), WaitReason::local("sleep")) == Wake::TimedOut {
+            return;
+        }
+        if Instant::now() >= deadline {
+            return;
+        }
+    }
+}
+
+/// Converts a timeout into a deadline, saturating far in the future.
+pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
