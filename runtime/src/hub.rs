@@ -160,11 +160,24 @@ impl HubShared {
     }
 }
 
+/// A green thread's code: on its stack, or boxed until its first run.
+enum CoState {
+    Ready(Co),
+    Deferred(Box<dyn FnOnce()>, Option<usize>),
+}
+
+/// How a new green thread starts.
+enum Start {
+    Ready(Co, StackInfo),
+    Deferred(Box<dyn FnOnce()>, Option<usize>),
+}
+
 /// One green thread's entry in the hub's slab.
 struct Slot {
     task: Arc<dyn Task>,
-    /// The coroutine; taken out while it runs.
-    co: Option<Co>,
+    /// The coroutine (or the body still waiting for a stack); taken out
+    /// while it runs.
+    co: Option<CoState>,
     /// Its yielder (set on first entry).
     yielder: *const Yielder<(), ()>,
     /// The `seq` it is parked on; 0 while running.
@@ -219,6 +232,8 @@ pub(crate) struct Hub {
     /// The loop's clock, refreshed after every poll.
     now: Cell<Instant>,
     live: Cell<usize>,
+    /// Green threads spawned but not yet run once.
+    unstarted: Cell<usize>,
     external_waits: Cell<usize>,
     sync_waits: Cell<usize>,
     shutdown: Cell<bool>,
@@ -327,6 +342,7 @@ impl Hub {
             scope_seq: Cell::new(0),
             now: Cell::new(Instant::now()),
             live: Cell::new(0),
+            unstarted: Cell::new(0),
             external_waits: Cell::new(0),
             sync_waits: Cell::new(0),
             shutdown: Cell::new(false),
@@ -385,6 +401,13 @@ impl Hub {
 
     // ----- spawning ------------------------------------------------------
 
+    /// Spawns on this hub. The stack is taken now when it is cheap (from
+    /// the pool, or when no other green thread is waiting for its first
+    /// run), so `mmap` failures surface here as an error; during a burst of
+    /// spawns that outpaces the pool, the body is boxed and its stack is
+    /// taken when it first runs, by which time earlier green threads may
+    /// have returned theirs. A burst of 100,000 spawns thus needs a handful
+    /// of stacks, not 100,000 (and 200,000 memory mappings).
     pub(crate) fn spawn_local<F, T>(
         &self,
         packet: Arc<Packet<T>>,
@@ -395,45 +418,26 @@ impl Hub {
         F: FnOnce() -> T + 'static,
         T: Send + 'static,
     {
-        let stack = self.stacks.borrow_mut().get(stack_size)?;
-        let info = StackInfo::of(&stack, packet.header.id, packet.header.name.as_deref());
         let p = packet.clone();
-        let co = Co::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
-            enter(y);
-            task::root(&p, f);
-        });
+        let body = move || task::root(&p, f);
+        let eager = self.unstarted.get() == 0 || self.stacks.borrow().has_free(stack_size);
+        let start = if eager {
+            let stack = self.stacks.borrow_mut().get(stack_size)?;
+            let info = StackInfo::of(&stack, packet.header.id, packet.header.name.as_deref());
+            let co = Co::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
+                enter(y);
+                body();
+            });
+            Start::Ready(co, info)
+        } else {
+            Start::Deferred(Box::new(body), stack_size)
+        };
         self.shared.alive.fetch_add(1, Ordering::Relaxed);
-        self.insert(packet, co, info);
+        self.insert(packet, start);
         Ok(())
     }
 
-    fn spawn_boxed(
-        &self,
-        task: Arc<dyn Task>,
-        stack: Option<usize>,
-        body: Box<dyn FnOnce() + Send>,
-    ) {
-        let st = match self.stacks.borrow_mut().get(stack) {
-            Ok(s) => s,
-            Err(e) => {
-                // The spawner already returned a handle; fail the green
-                // thread as if it had panicked with the mmap error.
-                log::error!("greenio: {e}");
-                self.shared.alive.fetch_sub(1, Ordering::Relaxed);
-                drop(body);
-                crate::task::fail_spawn(&task, e);
-                return;
-            }
-        };
-        let info = StackInfo::of(&st, task.header().id, task.header().name.as_deref());
-        let co = Co::with_stack(st, move |y: &Yielder<(), ()>, ()| {
-            enter(y);
-            body();
-        });
-        self.insert(task, co, info);
-    }
-
-    fn insert(&self, task: Arc<dyn Task>, co: Co, stack: StackInfo) {
+    fn insert(&self, task: Arc<dyn Task>, start: Start) {
         let seq = self.next_seq();
         let slot = match self.free_slots.borrow_mut().pop() {
             Some(s) => s,
@@ -444,6 +448,10 @@ impl Hub {
             }
         };
         task.header().slot.store(slot, Ordering::Release);
+        let (co, stack) = match start {
+            Start::Ready(co, info) => (CoState::Ready(co), info),
+            Start::Deferred(body, size) => (CoState::Deferred(body, size), StackInfo::NONE),
+        };
         self.tasks.borrow_mut()[slot as usize] = Some(Slot {
             task,
             co: Some(co),
@@ -456,6 +464,7 @@ impl Hub {
         });
         self.ready.borrow_mut().push_back((slot, seq));
         self.live.set(self.live.get() + 1);
+        self.unstarted.set(self.unstarted.get() + 1);
         self.spawned.set(self.spawned.get() + 1);
     }
 
@@ -482,12 +491,58 @@ impl Hub {
                 continue;
             };
             n += 1;
-            self.resume(slot, co, y, info);
+            match co {
+                CoState::Ready(co) => self.resume(slot, co, y, info),
+                CoState::Deferred(body, size) => self.first_run(slot, body, size),
+            }
         }
         n
     }
 
+    /// Gives a deferred green thread its stack and runs it.
+    #[cold]
+    fn first_run(&self, slot: u32, body: Box<dyn FnOnce()>, size: Option<usize>) {
+        let task = match self
+            .tasks
+            .borrow()
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+        {
+            Some(s) => s.task.clone(),
+            None => return,
+        };
+        let stack = self.stacks.borrow_mut().get(size);
+        match stack {
+            Ok(st) => {
+                let h = task.header();
+                let info = StackInfo::of(&st, h.id, h.name.as_deref());
+                let co = Co::with_stack(st, move |y: &Yielder<(), ()>, ()| {
+                    enter(y);
+                    body();
+                });
+                if let Some(Some(s)) = self.tasks.borrow_mut().get_mut(slot as usize) {
+                    s.stack = info;
+                }
+                self.resume(slot, co, ptr::null(), info);
+            }
+            Err(e) => {
+                // The spawner already has a handle: fail the green thread
+                // with the mmap error as its panic payload.
+                log::error!(
+                    "greenio: green thread {}: {e}",
+                    task.header().display_name()
+                );
+                drop(body);
+                task::fail_spawn(&task, e);
+                self.remove(slot, None);
+            }
+        }
+    }
+
     fn resume(&self, slot: u32, mut co: Co, y: *const Yielder<(), ()>, info: StackInfo) {
+        if y.is_null() {
+            self.unstarted.set(self.unstarted.get() - 1);
+        }
         self.current.set(slot);
         self.yielder.set(y);
         stack::set_running(info);
@@ -498,18 +553,25 @@ impl Hub {
         match r {
             CoroutineResult::Yield(()) => {
                 if let Some(Some(s)) = self.tasks.borrow_mut().get_mut(slot as usize) {
-                    s.co = Some(co);
+                    s.co = Some(CoState::Ready(co));
                 }
             }
-            CoroutineResult::Return(()) => {
-                let s = self.tasks.borrow_mut()[slot as usize].take();
-                self.free_slots.borrow_mut().push(slot);
-                self.stacks.borrow_mut().put(co.into_stack());
-                self.live.set(self.live.get() - 1);
-                self.shared.alive.fetch_sub(1, Ordering::Relaxed);
-                drop(s);
-            }
+            CoroutineResult::Return(()) => self.remove(slot, Some(co.into_stack())),
         }
+    }
+
+    /// Drops a finished green thread's slot and recycles its stack.
+    fn remove(&self, slot: u32, stack: Option<DefaultStack>) {
+        let s = self.tasks.borrow_mut()[slot as usize].take();
+        self.free_slots.borrow_mut().push(slot);
+        if let Some(st) = stack {
+            self.stacks.borrow_mut().put(st);
+        } else {
+            self.unstarted.set(self.unstarted.get() - 1);
+        }
+        self.live.set(self.live.get() - 1);
+        self.shared.alive.fetch_sub(1, Ordering::Relaxed);
+        drop(s);
     }
 
     /// Suspends the running green thread, parked on `seq`.
@@ -733,7 +795,7 @@ impl Hub {
         while let Some(msg) = self.shared.inbox.pop() {
             match msg {
                 Msg::Wake { slot, seq } => self.ready.borrow_mut().push_back((slot, seq)),
-                Msg::Spawn { task, stack, body } => self.spawn_boxed(task, stack, body),
+                Msg::Spawn { task, stack, body } => self.insert(task, Start::Deferred(body, stack)),
                 Msg::Interrupt(task) => self.deliver_interrupt(&task),
                 Msg::ReleaseIo { index, gen } => self.io.borrow_mut().release(index, gen),
                 Msg::Shutdown => self.shutdown.set(true),
@@ -940,7 +1002,7 @@ impl Hub {
                 })
             };
             self.shared.alive.fetch_add(1, Ordering::Relaxed);
-            self.insert(packet.clone(), co, info);
+            self.insert(packet.clone(), Start::Ready(co, info));
             self.event_loop(&|_| packet.header.is_finished());
             self.finish();
             match out {

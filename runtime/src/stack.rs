@@ -89,6 +89,11 @@ impl StackPool {
         })
     }
 
+    /// Whether `get(size)` would be served from the pool.
+    pub(crate) fn has_free(&self, size: Option<usize>) -> bool {
+        !self.free.is_empty() && size.is_none_or(|s| round_to_page(s) == self.size)
+    }
+
     /// Returns a stack to the pool, or unmaps it.
     pub(crate) fn put(&mut self, stack: DefaultStack) {
         let len = stack.base().get() - stack.limit().get() - page_size();

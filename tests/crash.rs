@@ -1,0 +1,166 @@
+//! Scenarios that end the process: a green thread overflowing its stack,
+//! and a deadlocked hub. Each runs in a child process (this binary again,
+//! with `GREENIO_CRASH_CASE` set), alone, and the parent checks how it
+//! ended and what it printed.
+//!
+//! `harness = false`: the child must be the process's only thread so that
+//! the deadlock detector can prove that no other thread may wake it.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn overflow() {
+    greenio::run(|| {
+        fn recurse(n: u64) -> u64 {
+            if n == u64::MAX {
+                return 0;
+            }
+            let pad = std::hint::black_box([n; 64]);
+            recurse(n + 1) + pad[3]
+        }
+        let h = greenio::Builder::new()
+            .name("deep-diver")
+            .stack_size(64 * 1024)
+            .spawn(|| recurse(0))
+            .unwrap();
+        let _ = h.join();
+    });
+}
+
+fn deadlock_join_chain() {
+    greenio::run(|| {
+        let b = greenio::Builder::new()
+            .name("stuck-parker")
+            .spawn(greenio::park)
+            .unwrap();
+        let a = greenio::Builder::new()
+            .name("waiting-joiner")
+            .spawn(move || b.join().is_ok())
+            .unwrap();
+        let _ = a.join();
+    });
+}
+
+fn no_false_deadlock_with_timer() {
+    // A sleeper keeps the hub alive; main parks until it unparks main.
+    greenio::run(|| {
+        let u = greenio::current().unparker();
+        greenio::spawn(move || {
+            greenio::sleep(Duration::from_millis(50));
+            u.unpark();
+        });
+        greenio::park();
+    });
+    println!("survived");
+}
+
+struct Outcome {
+    code: Option<i32>,
+    signal: Option<i32>,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+fn run_child(case: &str) -> Outcome {
+    let exe = std::env::current_exe().expect("current_exe");
+    let t = Instant::now();
+    let out = Command::new(exe)
+        .env("GREENIO_CRASH_CASE", case)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn child");
+    use std::os::unix::process::ExitStatusExt;
+    Outcome {
+        code: out.status.code(),
+        signal: out.status.signal(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: t.elapsed(),
+    }
+}
+
+fn check_overflow() -> Result<(), String> {
+    let o = run_child("overflow");
+    if o.signal != Some(libc::SIGABRT) {
+        return Err(format!(
+            "expected SIGABRT, got code {:?} signal {:?}; stderr:\n{}",
+            o.code, o.signal, o.stderr
+        ));
+    }
+    let want = "green thread 'deep-diver' (id ";
+    if !o.stderr.contains(want) || !o.stderr.contains("overflowed its stack of 65536 bytes") {
+        return Err(format!("message missing; stderr:\n{}", o.stderr));
+    }
+    Ok(())
+}
+
+fn check_deadlock() -> Result<(), String> {
+    let o = run_child("deadlock");
+    if o.code != Some(101) {
+        return Err(format!(
+            "expected a panic (exit 101), got code {:?} signal {:?} after {:?}; stderr:\n{}",
+            o.code, o.signal, o.elapsed, o.stderr
+        ));
+    }
+    for needle in [
+        "deadlock",
+        "stuck-parker",
+        "waiting-joiner",
+        "main",
+        "park",
+        "join",
+    ] {
+        if !o.stderr.contains(needle) {
+            return Err(format!("report lacks {needle:?}; stderr:\n{}", o.stderr));
+        }
+    }
+    Ok(())
+}
+
+fn check_no_false_deadlock() -> Result<(), String> {
+    let o = run_child("timer");
+    if o.code != Some(0) || !o.stdout.contains("survived") {
+        return Err(format!(
+            "expected a clean exit, got code {:?}; stderr:\n{}",
+            o.code, o.stderr
+        ));
+    }
+    Ok(())
+}
+
+fn main() {
+    match std::env::var("GREENIO_CRASH_CASE").as_deref() {
+        Ok("overflow") => return overflow(),
+        Ok("deadlock") => return deadlock_join_chain(),
+        Ok("timer") => return no_false_deadlock_with_timer(),
+        Ok(other) => panic!("unknown case {other}"),
+        Err(_) => {}
+    }
+    let checks: [(&str, fn() -> Result<(), String>); 3] = [
+        (
+            "stack_overflow_prints_name_and_size_then_aborts",
+            check_overflow,
+        ),
+        ("deadlock_report_names_parked_threads", check_deadlock),
+        ("sleeping_thread_is_not_a_deadlock", check_no_false_deadlock),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (name, check) in checks {
+        match check() {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(e) => {
+                println!("test {name} ... FAILED\n{e}");
+                failed += 1;
+            }
+        }
+    }
+    println!("\ncrash: {passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
