@@ -51,19 +51,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use corosensei::stack::DefaultStack;
-use corosensei::{Coroutine, CoroutineResult, Yielder};
+use corosensei::{CoroutineResult, Yielder};
 use crossbeam_queue::SegQueue;
 use mio::{Events, Poll, Token};
 
 use crate::io::IoSlab;
 use crate::runtime::RuntimeShared;
+use crate::slab::{Co, CoState, Slot, TaskSlab};
 use crate::stack::{self, StackInfo, StackPool};
 use crate::task::{self, CancelUnwind, Packet, Task};
 use crate::timeout::TimeoutUnwind;
 use crate::timer::{Action, Timers};
 use crate::wait::{self, WaitKind, WaitReason, Waiter, Wake};
-
-type Co = Coroutine<(), (), (), DefaultStack>;
 
 /// The mio token of the hub's waker.
 const WAKER: Token = Token(usize::MAX);
@@ -160,34 +159,10 @@ impl HubShared {
     }
 }
 
-/// A green thread's code: on its stack, or boxed until its first run.
-enum CoState {
-    Ready(Co),
-    Deferred(Box<dyn FnOnce()>, Option<usize>),
-}
-
 /// How a new green thread starts.
 enum Start {
     Ready(Co, StackInfo),
     Deferred(Box<dyn FnOnce()>, Option<usize>),
-}
-
-/// One green thread's entry in the hub's slab.
-struct Slot {
-    task: Arc<dyn Task>,
-    /// The coroutine (or the body still waiting for a stack); taken out
-    /// while it runs.
-    co: Option<CoState>,
-    /// Its yielder (set on first entry).
-    yielder: *const Yielder<(), ()>,
-    /// The `seq` it is parked on; 0 while running.
-    parked: u64,
-    /// What it waits on, and since when.
-    reason: WaitReason,
-    since: Instant,
-    /// Outermost expired timeout scope not yet delivered.
-    timeout_pending: Option<u64>,
-    stack: StackInfo,
 }
 
 /// Counters of one hub, see [`stats`](crate::stats).
@@ -217,14 +192,15 @@ pub(crate) struct Hub {
     pub(crate) rt: Arc<RuntimeShared>,
     poll: RefCell<Poll>,
     events: RefCell<Events>,
-    tasks: RefCell<Vec<Option<Slot>>>,
-    free_slots: RefCell<Vec<u32>>,
+    tasks: TaskSlab,
     ready: RefCell<VecDeque<(u32, u64)>>,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) io: RefCell<IoSlab>,
     stacks: RefCell<StackPool>,
     /// Slot of the running green thread, `NO_SLOT` in the loop.
     current: Cell<u32>,
+    /// Pointer to that slot (valid while `current != NO_SLOT`).
+    cur_slot: Cell<*const Slot>,
     /// Yielder of the running green thread.
     yielder: Cell<*const Yielder<(), ()>>,
     seq: Cell<u64>,
@@ -288,8 +264,7 @@ pub(crate) fn with_current_task<R>(f: impl FnOnce(&Hub, &Arc<dyn Task>) -> R) ->
         if slot == NO_SLOT {
             return None;
         }
-        let tasks = hub.tasks.borrow();
-        let task = &tasks[slot as usize].as_ref()?.task;
+        let task = hub.tasks.get(slot)?.task();
         Some(f(hub, task))
     })
     .flatten()
@@ -312,8 +287,8 @@ fn enter(y: &Yielder<(), ()>) {
     with_hub(|hub| {
         hub.yielder.set(y);
         let slot = hub.current.get();
-        if let Some(Some(s)) = hub.tasks.borrow_mut().get_mut(slot as usize) {
-            s.yielder = y;
+        if let Some(s) = hub.tasks.get(slot) {
+            s.yielder.set(y);
         }
     });
 }
@@ -330,13 +305,13 @@ impl Hub {
             rt,
             poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(1024)),
-            tasks: RefCell::new(Vec::new()),
-            free_slots: RefCell::new(Vec::new()),
+            tasks: TaskSlab::default(),
             ready: RefCell::new(VecDeque::with_capacity(256)),
             timers: RefCell::new(Timers::default()),
             io: RefCell::new(IoSlab::default()),
             stacks: RefCell::new(StackPool::new(stack_size)),
             current: Cell::new(NO_SLOT),
+            cur_slot: Cell::new(ptr::null()),
             yielder: Cell::new(ptr::null()),
             seq: Cell::new(0),
             scope_seq: Cell::new(0),
@@ -439,29 +414,20 @@ impl Hub {
 
     fn insert(&self, task: Arc<dyn Task>, start: Start) {
         let seq = self.next_seq();
-        let slot = match self.free_slots.borrow_mut().pop() {
-            Some(s) => s,
-            None => {
-                let mut t = self.tasks.borrow_mut();
-                t.push(None);
-                (t.len() - 1) as u32
-            }
-        };
+        let slot = self.tasks.insert(task.clone());
         task.header().slot.store(slot, Ordering::Release);
+        let s = self.tasks.get(slot).expect("just inserted");
         let (co, stack) = match start {
             Start::Ready(co, info) => (CoState::Ready(co), info),
             Start::Deferred(body, size) => (CoState::Deferred(body, size), StackInfo::NONE),
         };
-        self.tasks.borrow_mut()[slot as usize] = Some(Slot {
-            task,
-            co: Some(co),
-            yielder: ptr::null(),
-            parked: seq,
-            reason: WaitReason::local("start"),
-            since: self.now.get(),
-            timeout_pending: None,
-            stack,
-        });
+        // SAFETY: the slot was free until now: nothing else borrows its
+        // coroutine cell.
+        unsafe { *s.co.get() = Some(co) };
+        s.parked.set(seq);
+        s.reason.set(WaitReason::local("start"));
+        s.since.set(self.now.get());
+        s.stack.set(stack);
         self.ready.borrow_mut().push_back((slot, seq));
         self.live.set(self.live.get() + 1);
         self.unstarted.set(self.unstarted.get() + 1);
@@ -477,23 +443,25 @@ impl Hub {
             let Some((slot, seq)) = self.ready.borrow_mut().pop_front() else {
                 break;
             };
-            let picked = {
-                let mut tasks = self.tasks.borrow_mut();
-                match tasks.get_mut(slot as usize).and_then(Option::as_mut) {
-                    Some(s) if s.parked == seq => {
-                        s.parked = 0;
-                        s.co.take().map(|co| (co, s.yielder, s.stack))
-                    }
-                    _ => None,
-                }
-            };
-            let Some((co, y, info)) = picked else {
+            let Some(s) = self.tasks.get(slot) else {
                 continue;
             };
+            if s.parked.get() != seq {
+                continue;
+            }
+            s.parked.set(0);
             n += 1;
+            // SAFETY: only this loop borrows a slot's coroutine cell, and
+            // the green thread it holds is not running (it is parked).
+            let co = unsafe { &mut *s.co.get() };
             match co {
-                CoState::Ready(co) => self.resume(slot, co, y, info),
-                CoState::Deferred(body, size) => self.first_run(slot, body, size),
+                Some(CoState::Ready(_)) => self.resume(slot, s),
+                Some(CoState::Deferred(..)) => {
+                    if let Some(CoState::Deferred(body, size)) = co.take() {
+                        self.first_run(slot, s, body, size);
+                    }
+                }
+                None => {}
             }
         }
         n
@@ -501,33 +469,25 @@ impl Hub {
 
     /// Gives a deferred green thread its stack and runs it.
     #[cold]
-    fn first_run(&self, slot: u32, body: Box<dyn FnOnce()>, size: Option<usize>) {
-        let task = match self
-            .tasks
-            .borrow()
-            .get(slot as usize)
-            .and_then(Option::as_ref)
-        {
-            Some(s) => s.task.clone(),
-            None => return,
-        };
+    fn first_run(&self, slot: u32, s: &Slot, body: Box<dyn FnOnce()>, size: Option<usize>) {
         let stack = self.stacks.borrow_mut().get(size);
         match stack {
             Ok(st) => {
-                let h = task.header();
+                let h = s.header();
                 let info = StackInfo::of(&st, h.id, h.name.as_deref());
                 let co = Co::with_stack(st, move |y: &Yielder<(), ()>, ()| {
                     enter(y);
                     body();
                 });
-                if let Some(Some(s)) = self.tasks.borrow_mut().get_mut(slot as usize) {
-                    s.stack = info;
-                }
-                self.resume(slot, co, ptr::null(), info);
+                s.stack.set(info);
+                // SAFETY: as in run_ready: the slot is not running.
+                unsafe { *s.co.get() = Some(CoState::Ready(co)) };
+                self.resume(slot, s);
             }
             Err(e) => {
                 // The spawner already has a handle: fail the green thread
                 // with the mmap error as its panic payload.
+                let task = s.task().clone();
                 log::error!(
                     "greenio: green thread {}: {e}",
                     task.header().display_name()
@@ -539,31 +499,37 @@ impl Hub {
         }
     }
 
-    fn resume(&self, slot: u32, mut co: Co, y: *const Yielder<(), ()>, info: StackInfo) {
+    #[inline]
+    fn resume(&self, slot: u32, s: &Slot) {
+        let y = s.yielder.get();
         if y.is_null() {
             self.unstarted.set(self.unstarted.get() - 1);
         }
         self.current.set(slot);
+        self.cur_slot.set(s);
         self.yielder.set(y);
-        stack::set_running(info);
+        stack::set_running(s.stack.as_ptr());
         self.switches.set(self.switches.get() + 1);
-        let r = co.resume(());
-        stack::set_running(StackInfo::NONE);
+        // SAFETY: the hub is the only one to borrow the coroutine cell, and
+        // the green thread inside never touches its own handle.
+        let r = match unsafe { &mut *s.co.get() } {
+            Some(CoState::Ready(co)) => co.resume(()),
+            _ => return,
+        };
         self.current.set(NO_SLOT);
-        match r {
-            CoroutineResult::Yield(()) => {
-                if let Some(Some(s)) = self.tasks.borrow_mut().get_mut(slot as usize) {
-                    s.co = Some(CoState::Ready(co));
-                }
-            }
-            CoroutineResult::Return(()) => self.remove(slot, Some(co.into_stack())),
+        if let CoroutineResult::Return(()) = r {
+            // SAFETY: the coroutine has returned; nothing borrows the cell.
+            let stack = match unsafe { (*s.co.get()).take() } {
+                Some(CoState::Ready(co)) => Some(co.into_stack()),
+                _ => None,
+            };
+            self.remove(slot, stack);
         }
     }
 
     /// Drops a finished green thread's slot and recycles its stack.
     fn remove(&self, slot: u32, stack: Option<DefaultStack>) {
-        let s = self.tasks.borrow_mut()[slot as usize].take();
-        self.free_slots.borrow_mut().push(slot);
+        let task = self.tasks.remove(slot);
         if let Some(st) = stack {
             self.stacks.borrow_mut().put(st);
         } else {
@@ -571,21 +537,29 @@ impl Hub {
         }
         self.live.set(self.live.get() - 1);
         self.shared.alive.fetch_sub(1, Ordering::Relaxed);
-        drop(s);
+        drop(task);
+    }
+
+    /// The running green thread's slot.
+    #[inline]
+    fn cur(&self) -> &Slot {
+        assert!(
+            self.current.get() != NO_SLOT,
+            "greenio: green-thread operation outside a green thread"
+        );
+        // SAFETY: `current != NO_SLOT`, so `resume` has set `cur_slot` to
+        // the running green thread's slot, whose chunk never moves and which
+        // stays occupied while the green thread runs.
+        unsafe { &*self.cur_slot.get() }
     }
 
     /// Suspends the running green thread, parked on `seq`.
+    #[inline]
     fn suspend(&self, seq: u64, reason: WaitReason) {
-        let slot = self.current.get();
-        {
-            let mut tasks = self.tasks.borrow_mut();
-            let s = tasks[slot as usize]
-                .as_mut()
-                .expect("greenio: running green thread missing from its hub");
-            s.parked = seq;
-            s.reason = reason;
-            s.since = self.now.get();
-        }
+        let s = self.cur();
+        s.parked.set(seq);
+        s.reason.set(reason);
+        s.since.set(self.now.get());
         let counter = match reason.kind {
             WaitKind::External => Some(&self.external_waits),
             WaitKind::Sync => Some(&self.sync_waits),
@@ -605,31 +579,32 @@ impl Hub {
     }
 
     /// The header of the running green thread.
+    #[inline]
     fn current_header(&self) -> &crate::task::Header {
-        let tasks = self.tasks.borrow();
-        let h: *const crate::task::Header = tasks[self.current.get() as usize]
-            .as_ref()
-            .expect("greenio: running green thread missing from its hub")
-            .task
-            .header();
-        // SAFETY: the header lives inside the task's Arc, which the slot
-        // keeps alive until the green thread finishes; the caller is that
-        // green thread, so it outlives this borrow.
-        unsafe { &*h }
+        self.cur().header()
     }
 
     /// Interrupt due for the running green thread: cancel, else an expired
     /// timeout scope. `None` while unwinding (cleanup code may wait).
+    #[inline]
     fn pending_interrupt(&self) -> Option<Box<dyn Any + Send>> {
+        let s = self.cur();
+        if !s.interrupted.get() {
+            return None;
+        }
+        self.interrupt_payload(s)
+    }
+
+    #[cold]
+    fn interrupt_payload(&self, s: &Slot) -> Option<Box<dyn Any + Send>> {
         if std::thread::panicking() {
             return None;
         }
-        if self.current_header().is_cancelled() {
+        if s.header().is_cancelled() {
             return Some(Box::new(CancelUnwind));
         }
-        let tasks = self.tasks.borrow();
-        let s = tasks[self.current.get() as usize].as_ref()?;
         s.timeout_pending
+            .get()
             .map(|id| Box::new(TimeoutUnwind(id)) as Box<dyn Any + Send>)
     }
 
@@ -685,14 +660,12 @@ impl Hub {
 
     /// Resumes a parked slot so it notices an interrupt.
     fn kick(&self, slot: u32) {
-        let parked = self
-            .tasks
-            .borrow()
-            .get(slot as usize)
-            .and_then(Option::as_ref)
-            .map_or(0, |s| s.parked);
-        if parked != 0 {
-            self.ready.borrow_mut().push_back((slot, parked));
+        if let Some(s) = self.tasks.get(slot) {
+            s.interrupted.set(true);
+            let parked = s.parked.get();
+            if parked != 0 {
+                self.ready.borrow_mut().push_back((slot, parked));
+            }
         }
     }
 
@@ -700,10 +673,8 @@ impl Hub {
         let slot = task.header().slot.load(Ordering::Acquire);
         let mine = self
             .tasks
-            .borrow()
-            .get(slot as usize)
-            .and_then(Option::as_ref)
-            .is_some_and(|s| Arc::ptr_eq(&s.task, task));
+            .get(slot)
+            .is_some_and(|s| Arc::ptr_eq(s.task(), task));
         if mine {
             self.kick(slot);
         }
@@ -714,10 +685,8 @@ impl Hub {
     pub(crate) fn wake_local(&self, slot: u32, seq: u64) {
         let fired = self
             .tasks
-            .borrow()
-            .get(slot as usize)
-            .and_then(Option::as_ref)
-            .is_some_and(|s| s.task.header().word.fire(seq, wait::NOTIFIED));
+            .get(slot)
+            .is_some_and(|s| s.header().word.fire(seq, wait::NOTIFIED));
         if fired {
             self.ready.borrow_mut().push_back((slot, seq));
         }
@@ -726,10 +695,8 @@ impl Hub {
     /// Whether `slot` is still armed for wait `seq`.
     pub(crate) fn tasks_word_waiting(&self, slot: u32, seq: u64) -> bool {
         self.tasks
-            .borrow()
-            .get(slot as usize)
-            .and_then(Option::as_ref)
-            .is_some_and(|s| s.task.header().word.is_waiting(seq))
+            .get(slot)
+            .is_some_and(|s| s.header().word.is_waiting(seq))
     }
 
     /// Arms a wait for the running green thread; returns `(slot, seq)`.
@@ -766,26 +733,24 @@ impl Hub {
     /// Ends a timeout scope: cancels its timer and forgets its expiry.
     pub(crate) fn close_scope(&self, scope: u64, key: crate::timer::TimerKey) {
         self.timers.borrow_mut().cancel(key);
-        let slot = self.current.get();
-        if let Some(Some(s)) = self.tasks.borrow_mut().get_mut(slot as usize) {
-            if s.timeout_pending == Some(scope) {
-                s.timeout_pending = None;
-            }
+        let s = self.cur();
+        if s.timeout_pending.get() == Some(scope) {
+            s.timeout_pending.set(None);
+            s.interrupted.set(s.header().is_cancelled());
         }
     }
 
     fn expire_scope(&self, slot: u32, task_id: u64, scope: u64) {
-        {
-            let mut tasks = self.tasks.borrow_mut();
-            let Some(Some(s)) = tasks.get_mut(slot as usize) else {
-                return;
-            };
-            if s.task.header().id != task_id {
-                return;
-            }
-            // Scopes are numbered outermost first: keep the outermost.
-            s.timeout_pending = Some(s.timeout_pending.map_or(scope, |p| p.min(scope)));
+        let Some(s) = self.tasks.get(slot) else {
+            return;
+        };
+        if s.header().id != task_id {
+            return;
         }
+        // Scopes are numbered outermost first: keep the outermost.
+        let p = s.timeout_pending.get();
+        s.timeout_pending
+            .set(Some(p.map_or(scope, |p| p.min(scope))));
         self.kick(slot);
     }
 
@@ -954,10 +919,9 @@ impl Hub {
     pub(crate) fn cancel_all(&self) {
         let all: Vec<Arc<dyn Task>> = self
             .tasks
-            .borrow()
-            .iter()
-            .flatten()
-            .map(|s| s.task.clone())
+            .indices()
+            .into_iter()
+            .filter_map(|i| self.tasks.get(i).map(|s| s.task().clone()))
             .collect();
         for t in &all {
             task::cancel_task(t);
@@ -1048,19 +1012,17 @@ impl Hub {
     pub(crate) fn dump(&self) -> crate::introspect::Dump {
         let now = Instant::now();
         let cur = self.current.get();
-        let tasks = self.tasks.borrow();
         let ready: Vec<u32> = self.ready.borrow().iter().map(|(s, _)| *s).collect();
         let mut threads = Vec::new();
-        for (i, s) in tasks.iter().enumerate() {
-            let Some(s) = s else { continue };
-            let h = s.task.header();
-            let state = if i as u32 == cur {
+        for i in self.tasks.indices() {
+            let Some(s) = self.tasks.get(i) else { continue };
+            let h = s.header();
+            let reason = s.reason.get();
+            let state = if i == cur {
                 crate::introspect::State::Running
-            } else if s.reason.what == "start" {
+            } else if reason.what == "start" {
                 crate::introspect::State::NotStarted
-            } else if ready.contains(&(i as u32))
-                && !h.word.waiting_seq().is_some_and(|q| q == s.parked)
-            {
+            } else if ready.contains(&i) && h.word.waiting_seq() != Some(s.parked.get()) {
                 crate::introspect::State::Ready
             } else {
                 crate::introspect::State::Parked
@@ -1069,8 +1031,8 @@ impl Hub {
                 id: h.id,
                 name: h.name.as_deref().map(str::to_owned),
                 state,
-                waits_on: (state != crate::introspect::State::Running).then_some(s.reason.what),
-                waiting_for: now.saturating_duration_since(s.since),
+                waits_on: (state != crate::introspect::State::Running).then_some(reason.what),
+                waiting_for: now.saturating_duration_since(s.since.get()),
             });
         }
         threads.sort_by_key(|t| t.id);

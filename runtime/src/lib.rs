@@ -45,6 +45,8 @@ mod hub;
 mod introspect;
 pub mod io;
 mod runtime;
+pub mod signal;
+mod slab;
 mod stack;
 mod task;
 mod timeout;

@@ -163,13 +163,14 @@ impl StackInfo {
 }
 
 thread_local! {
-    /// The stack of the green thread running on this OS thread, if any.
-    static RUNNING: Cell<StackInfo> = const { Cell::new(StackInfo::NONE) };
+    /// The stack of the green thread running on this OS thread, if any
+    /// (points into the hub's slot, valid while the green thread runs).
+    static RUNNING: Cell<*const StackInfo> = const { Cell::new(std::ptr::null()) };
 }
 
 /// Records which green thread runs now (called by the hub on each switch).
 #[inline]
-pub(crate) fn set_running(info: StackInfo) {
+pub(crate) fn set_running(info: *const StackInfo) {
     RUNNING.with(|r| r.set(info));
 }
 
@@ -252,7 +253,14 @@ fn ensure_altstack() {
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let run = RUNNING.try_with(Cell::get).unwrap_or(StackInfo::NONE);
+    let ptr = RUNNING.try_with(Cell::get).unwrap_or(std::ptr::null());
+    let run = if ptr.is_null() {
+        StackInfo::NONE
+    } else {
+        // SAFETY: the pointer is set by the hub to the running green
+        // thread's slot and cleared when it suspends; the slot outlives it.
+        unsafe { *ptr }
+    };
     if run.guard_hi != 0 && addr >= run.guard_lo && addr < run.guard_hi {
         let mut buf = [0u8; 512];
         let mut w = BufWriter {

@@ -1,0 +1,172 @@
+//! The hub's table of green threads.
+//!
+//! Slots live in fixed chunks of 64 that never move once allocated, so a
+//! `&Slot` stays valid while other green threads are spawned (the table
+//! grows by adding chunks, not by reallocating). Every field a green
+//! thread and its hub both touch is a `Cell`; the coroutine itself sits in
+//! an `UnsafeCell` that only the hub's resume path borrows mutably, and a
+//! running green thread never touches its own coroutine handle. This keeps
+//! the switch path free of `RefCell` bookkeeping and of moves of the
+//! coroutine in and out of the table.
+
+use std::cell::{Cell, UnsafeCell};
+use std::sync::Arc;
+use std::time::Instant;
+
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, Yielder};
+
+use crate::stack::StackInfo;
+use crate::task::{Header, Task};
+use crate::wait::WaitReason;
+
+pub(crate) type Co = Coroutine<(), (), (), DefaultStack>;
+
+const CHUNK: usize = 64;
+
+/// A green thread's code: on its stack, or boxed until its first run.
+pub(crate) enum CoState {
+    Ready(Co),
+    Deferred(Box<dyn FnOnce()>, Option<usize>),
+}
+
+/// One green thread's entry. Only the hub's thread touches it.
+pub(crate) struct Slot {
+    /// The green thread; `None` while the slot is free. Written only by
+    /// `TaskSlab::insert`/`remove`, when no reference into it is alive.
+    task: UnsafeCell<Option<Arc<dyn Task>>>,
+    /// Raw pointer to the task's header (stable while `task` is `Some`).
+    header: Cell<*const Header>,
+    /// The coroutine (see the module docs for who may borrow it).
+    pub(crate) co: UnsafeCell<Option<CoState>>,
+    /// Its yielder, recorded on first entry.
+    pub(crate) yielder: Cell<*const Yielder<(), ()>>,
+    /// The `seq` it is parked on; 0 while running.
+    pub(crate) parked: Cell<u64>,
+    /// What it waits on, and since when.
+    pub(crate) reason: Cell<WaitReason>,
+    pub(crate) since: Cell<Instant>,
+    /// Outermost expired timeout scope not yet delivered.
+    pub(crate) timeout_pending: Cell<Option<u64>>,
+    /// A cancel or timeout is due: checked on every park.
+    pub(crate) interrupted: Cell<bool>,
+    /// Its stack, for the overflow handler.
+    pub(crate) stack: Cell<StackInfo>,
+}
+
+impl Slot {
+    fn empty() -> Slot {
+        Slot {
+            task: UnsafeCell::new(None),
+            header: Cell::new(std::ptr::null()),
+            co: UnsafeCell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            parked: Cell::new(0),
+            reason: Cell::new(WaitReason::local("start")),
+            since: Cell::new(Instant::now()),
+            timeout_pending: Cell::new(None),
+            interrupted: Cell::new(false),
+            stack: Cell::new(StackInfo::NONE),
+        }
+    }
+
+    /// The green thread in this slot.
+    #[inline]
+    pub(crate) fn task(&self) -> &Arc<dyn Task> {
+        // SAFETY: `task` is only written by insert/remove, which happen on
+        // the hub's thread while no reference into the slot is held; every
+        // caller reaches a slot through `TaskSlab::get`, which returns only
+        // occupied slots.
+        unsafe { (*self.task.get()).as_ref() }.expect("greenio: empty task slot")
+    }
+
+    /// The green thread's header.
+    #[inline]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: set from the occupied task's Arc in `insert`; the Arc is
+        // kept in `task` until `remove`, so the pointee is alive.
+        unsafe { &*self.header.get() }
+    }
+}
+
+/// Chunked table of slots with a free list.
+#[derive(Default)]
+pub(crate) struct TaskSlab {
+    chunks: UnsafeCell<Vec<Box<[Slot; CHUNK]>>>,
+    occupied: UnsafeCell<Vec<bool>>,
+    free: UnsafeCell<Vec<u32>>,
+}
+
+impl TaskSlab {
+    /// The occupied slot `i`, if any.
+    #[inline]
+    pub(crate) fn get(&self, i: u32) -> Option<&Slot> {
+        let i = i as usize;
+        // SAFETY: the vectors are only mutated by insert/remove on this
+        // (the hub's) thread, never while a reference obtained here is used
+        // to call them; chunks are boxed, so a `&Slot` survives the outer
+        // vector growing.
+        unsafe {
+            if !*(&*self.occupied.get()).get(i)? {
+                return None;
+            }
+            Some(&(&*self.chunks.get())[i / CHUNK][i % CHUNK])
+        }
+    }
+
+    /// Puts `task` in a free slot and returns its index.
+    pub(crate) fn insert(&self, task: Arc<dyn Task>) -> u32 {
+        // SAFETY: see `get`; no reference into the free slot exists.
+        unsafe {
+            let free = &mut *self.free.get();
+            let occupied = &mut *self.occupied.get();
+            let i = match free.pop() {
+                Some(i) => i as usize,
+                None => {
+                    let chunks = &mut *self.chunks.get();
+                    let base = chunks.len() * CHUNK;
+                    chunks.push(Box::new(std::array::from_fn(|_| Slot::empty())));
+                    occupied.resize(base + CHUNK, false);
+                    free.extend((base as u32 + 1..(base + CHUNK) as u32).rev());
+                    base
+                }
+            };
+            let slot = &(&*self.chunks.get())[i / CHUNK][i % CHUNK];
+            slot.header.set(task.header());
+            *slot.task.get() = Some(task);
+            occupied[i] = true;
+            i as u32
+        }
+    }
+
+    /// Frees slot `i`; returns its task (to drop outside any borrow).
+    pub(crate) fn remove(&self, i: u32) -> Option<Arc<dyn Task>> {
+        let slot = self.get(i)?;
+        // SAFETY: see `get`; the caller (the hub, after the green thread
+        // finished) holds no other reference into this slot.
+        unsafe {
+            let task = (*slot.task.get()).take();
+            *slot.co.get() = None;
+            slot.header.set(std::ptr::null());
+            slot.yielder.set(std::ptr::null());
+            slot.parked.set(0);
+            slot.timeout_pending.set(None);
+            slot.interrupted.set(false);
+            slot.stack.set(StackInfo::NONE);
+            (&mut *self.occupied.get())[i as usize] = false;
+            (*self.free.get()).push(i);
+            task
+        }
+    }
+
+    /// Indices of occupied slots.
+    pub(crate) fn indices(&self) -> Vec<u32> {
+        // SAFETY: see `get`; a snapshot copy.
+        let occ = unsafe { &*self.occupied.get() };
+        occ.iter()
+            .enumerate()
+            .filter(|(_, o)| **o)
+            .map(|(i, _)| i as u32)
+            .collect()
+    }
+}

@@ -1,0 +1,223 @@
+//! Channels and synchronization primitives for green threads, hubs and
+//! plain OS threads.
+//!
+//! Every type here works the same way whoever calls it: a green thread
+//! parks (its hub keeps running other green threads), a plain OS thread
+//! blocks. So a green thread on hub 0, one on hub 1 and a worker
+//! `std::thread` can share one [`Receiver`] or one [`Mutex`].
+//!
+//! | type | what it is | gevent / Go / std twin |
+//! | --- | --- | --- |
+//! | [`channel`], [`bounded`] | MPMC channels; `bounded(0)` is a rendezvous | `gevent.queue`, Go `chan` |
+//! | [`Select`] | wait on several channel operations, with a timeout or default | Go `select` |
+//! | [`Mutex`] | a lock that parks instead of blocking the hub | `gevent.lock.RLock` |
+//! | [`RwLock`] | readers-writer lock, writers preferred | `std::sync::RwLock` |
+//! | [`Semaphore`] | counted permits with RAII guards | `gevent.lock.Semaphore` |
+//! | [`Event`] | a flag green threads wait on | `gevent.event.Event` |
+//! | [`WaitGroup`] | wait for a count to reach zero | Go `sync.WaitGroup` |
+//! | [`Barrier`] | wait until `n` arrive | `std::sync::Barrier` |
+//! | [`oneshot::AsyncResult`] | a value or error set once, awaited by many | `gevent.event.AsyncResult` |
+//!
+//! # A first example
+//!
+//! ```
+//! use greenio::sync::{channel, Mutex};
+//! use std::sync::Arc;
+//!
+//! greenio::run(|| {
+//!     let (tx, rx) = channel();
+//!     let total = Arc::new(Mutex::new(0));
+//!     for i in 0..4 {
+//!         let (tx, total) = (tx.clone(), total.clone());
+//!         greenio::spawn(move || {
+//!             *total.lock() += i;
+//!             tx.send(i).unwrap();
+//!         });
+//!     }
+//!     drop(tx);
+//!     let got: Vec<i32> = rx.iter().collect(); // ends when every sender is gone
+//!     assert_eq!(got.len(), 4);
+//!     assert_eq!(*total.lock(), 6);
+//! });
+//! ```
+//!
+//! # How they wait: wake and re-check
+//!
+//! Each primitive keeps its state under a short internal lock that is
+//! never held across a park, and a FIFO of [`Waiter`](crate::wait::Waiter)
+//! tokens. A waker pops tokens and calls `wake` until one succeeds (a
+//! failed wake means that waiter already left: it timed out or was
+//! cancelled). The woken side then *re-checks* the state under the lock:
+//! nothing is ever handed to a waiter. That is what keeps cancellation
+//! safe: a green thread cancelled or timed out while parked in `recv`,
+//! `lock`, `acquire` or `wait` leaves by unwinding, its token can no longer
+//! be woken, and the wakeup goes to the next waiter, so it never steals a
+//! message, a permit or a lock. Where a woken waiter might leave without
+//! consuming (a [`Select`] woken by one channel that takes from another),
+//! it passes the wakeup on.
+//!
+//! The price is that wakeups are not hand-offs: a running green thread may
+//! take a message or a lock before the one that was woken for it gets to
+//! run ("barging"); the woken one then queues again. Throughput is better
+//! and no state is ever owned by a green thread that is not running.
+//!
+//! # Many hubs, and why green threads never migrate
+//!
+//! A [`Runtime`](crate::Runtime) with `hubs(n)` runs `n` OS threads, each
+//! with its own event loop, stack pool and timers. There is deliberately
+//! **no work stealing**: a green thread is a whole machine stack, and
+//! moving a suspended stack to another OS thread would silently break
+//! every `!Send` value on it (an `Rc`, a `RefCell` borrow, a `MutexGuard`
+//! of `std`) and every thread-local it has cached a reference to. That is
+//! the known unsoundness of stackful runtimes that migrate coroutines;
+//! greenio's `spawn` takes closures that are not `Send` precisely because
+//! they stay on one OS thread.
+//!
+//! Load spreads at spawn time instead: [`spawn_on`](crate::spawn_on) puts a
+//! green thread on a chosen hub, [`spawn_balanced`](crate::spawn_balanced)
+//! on the hub with the fewest live green threads, and servers hand
+//! accepted connections to hubs. The primitives in this module are the
+//! glue between hubs: a wake from another hub travels through that hub's
+//! lock-free inbox.
+//!
+//! # Errors
+//!
+//! Channel errors are named after the methods that return them, as in
+//! crossbeam-channel: `try_send` returns [`TrySendError`], `recv_timeout`
+//! returns [`RecvTimeoutError`], and so on. The other primitives have no
+//! errors: [`Mutex`] and [`RwLock`] are not poisoned by panics (like
+//! parking_lot), timeouts return `None` or `false`.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::{Mutex as StdMutex, MutexGuard as StdMutexGuard, PoisonError};
+
+use crate::wait::Waiter;
+
+mod barrier;
+mod channel;
+mod error;
+mod event;
+mod mutex;
+pub mod oneshot;
+mod rwlock;
+mod select;
+mod semaphore;
+mod waitgroup;
+
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use channel::{bounded, channel, IntoIter, Iter, Receiver, Sender, TryIter};
+pub use error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+pub use event::Event;
+pub use mutex::{Mutex, MutexGuard};
+pub use oneshot::AsyncResult;
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use select::Select;
+pub use semaphore::{Semaphore, SemaphorePermit};
+pub use waitgroup::WaitGroup;
+
+/// Locks an internal state lock. These locks are never held across a park
+/// and no user code runs under them, so poisoning can only come from a bug
+/// in this module; the state is still consistent then, and we go on.
+#[inline]
+pub(crate) fn lock<T>(m: &StdMutex<T>) -> StdMutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A FIFO of parked waiters.
+///
+/// Tokens of waiters that left (timed out, cancelled) stay until a wake
+/// skips them, their owner removes them, or a purge drops them; `push`
+/// purges whenever the queue has doubled since the last purge, so a queue
+/// stays bounded by twice its live waiters even under repeated timeouts.
+#[derive(Debug)]
+pub(crate) struct WaitQueue {
+    q: VecDeque<Waiter>,
+    /// Length at which `push` purges stale tokens next.
+    purge_at: usize,
+}
+
+impl Default for WaitQueue {
+    fn default() -> Self {
+        WaitQueue::new()
+    }
+}
+
+impl WaitQueue {
+    /// An empty queue.
+    pub(crate) const fn new() -> WaitQueue {
+        WaitQueue {
+            q: VecDeque::new(),
+            purge_at: 32,
+        }
+    }
+
+    /// Queues a waiter at the back.
+    #[inline]
+    pub(crate) fn push(&mut self, w: Waiter) {
+        if self.q.len() >= self.purge_at {
+            self.q.retain(|w| !w.is_stale());
+            self.purge_at = (self.q.len() * 2).max(32);
+        }
+        self.q.push_back(w);
+    }
+
+    /// Wakes the first waiter still waiting; `false` if there was none.
+    #[inline]
+    pub(crate) fn wake_one(&mut self) -> bool {
+        while let Some(w) = self.q.pop_front() {
+            if w.wake() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Wakes every waiter.
+    pub(crate) fn wake_all(&mut self) {
+        for w in self.q.drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Removes `w`'s token if it is still queued (searching from the back,
+    /// where a waiter that just gave up usually is).
+    pub(crate) fn remove(&mut self, w: &Waiter) {
+        if let Some(i) = self.q.iter().rposition(|x| x.same_wait(w)) {
+            self.q.remove(i);
+        }
+    }
+
+    /// Whether no token is queued (stale ones included).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    /// How many queued waiters are still waiting.
+    pub(crate) fn live(&self) -> usize {
+        self.q.iter().filter(|w| !w.is_stale()).count()
+    }
+}
+
+/// A small per-thread xorshift generator: where a [`Select`] starts
+/// polling its branches, so no branch is favoured.
+pub(crate) fn random_below(n: usize) -> usize {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            use std::hash::{BuildHasher, Hasher};
+            // RandomState is seeded differently for every thread.
+            std::collections::hash_map::RandomState::new().build_hasher().finish() | 1
+        });
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x % n as u64) as usize
+    })
+}
