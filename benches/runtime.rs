@@ -134,6 +134,11 @@ fn unpark_latency(n: u64) -> f64 {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    if std::env::args().any(|a| a == "--spawn-only") {
+        let n = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+        println!("spawn+join: {:.1} ns", green_spawn_join(n));
+        return;
+    }
     if std::env::args().any(|a| a == "--yield-only") {
         let n = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000_000);
         println!("yield round trip: {:.1} ns", green_yield(n));

@@ -108,13 +108,16 @@ impl StackPool {
 }
 
 pub(crate) fn page_size() -> usize {
+    static PAGE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let p = PAGE.load(std::sync::atomic::Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
     // SAFETY: sysconf has no preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p <= 0 {
-        4096
-    } else {
-        p as usize
-    }
+    let p = if p <= 0 { 4096 } else { p as usize };
+    PAGE.store(p, std::sync::atomic::Ordering::Relaxed);
+    p
 }
 
 fn round_to_page(n: usize) -> usize {
