@@ -1,0 +1,141 @@
+//! Thin wrappers over the libc calls that neither std nor mio offer on
+//! non-blocking sockets: `send` with `MSG_NOSIGNAL`, `sendmsg`, socket
+//! options such as `SO_LINGER`, `sendfile`.
+//!
+//! Every call goes through [`syscall!`], which turns the C convention
+//! (`-1` and `errno`) into an [`io::Result`]. The macro does not hide any
+//! `unsafe`: callers write the `unsafe` block themselves, with its
+//! `// SAFETY:` comment, so no unsound call hides behind a safe-looking
+//! macro.
+
+use std::io::{self, IoSlice};
+use std::mem;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// Evaluates a libc call returning a signed integer and converts `-1` into
+/// `Err(io::Error::last_os_error())`.
+///
+/// ```text
+/// // SAFETY: `fd` is an open socket owned by the caller.
+/// let n = syscall!(unsafe { libc::shutdown(fd, libc::SHUT_WR) })?;
+/// ```
+macro_rules! syscall {
+    ($call:expr) => {{
+        let res = $call;
+        if res == -1 {
+            Err(::std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+
+/// Flags of every `send` we make: never raise `SIGPIPE` (a reset peer gives
+/// `EPIPE`, i.e. `ErrorKind::BrokenPipe`), and never block.
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+
+/// `send(2)` with [`SEND_FLAGS`].
+pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid slice for `buf.len()` bytes for the duration
+    // of the call; the kernel only reads from it.
+    let n = syscall!(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), SEND_FLAGS) })?;
+    Ok(n as usize)
+}
+
+/// `sendmsg(2)` of several buffers with [`SEND_FLAGS`] (a `writev` that
+/// cannot raise `SIGPIPE`).
+pub(crate) fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: an all-zero `msghdr` is a valid value (null pointers, zero
+    // lengths).
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    // `IoSlice` is guaranteed ABI-compatible with `iovec` on Unix; the kernel
+    // only reads through the pointer. IOV_MAX bounds the count.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
+    // SAFETY: `msg` points to `msg_iovlen` valid iovecs that outlive the
+    // call; no name or control buffers are passed.
+    let n = syscall!(unsafe { libc::sendmsg(fd, &msg, SEND_FLAGS) })?;
+    Ok(n as usize)
+}
+
+/// Sets an integer-like socket option.
+pub(crate) fn setsockopt<T: Copy>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: T,
+) -> io::Result<()> {
+    // SAFETY: `value` lives on our stack for the call and its exact size is
+    // passed; the kernel validates level/name/size.
+    syscall!(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const T).cast(),
+            mem::size_of::<T>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// Reads a socket option of plain-old-data type `T`.
+pub(crate) fn getsockopt<T: Copy>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<T> {
+    let mut value = mem::MaybeUninit::<T>::zeroed();
+    let mut len = mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `value` is writable for `len` bytes; the kernel writes at most
+    // `len` bytes and updates `len`.
+    syscall!(unsafe { libc::getsockopt(fd, level, name, value.as_mut_ptr().cast(), &mut len) })?;
+    // SAFETY: the buffer was zero-initialised, and every `T` used here
+    // (`c_int`, `linger`) is valid for any bit pattern.
+    Ok(unsafe { value.assume_init() })
+}
+
+/// `SO_LINGER`: `None` turns lingering off (close returns at once and the
+/// kernel sends queued data in the background); `Some(0)` makes `close`
+/// discard queued data and send a RST.
+pub(crate) fn set_linger(fd: RawFd, linger: Option<Duration>) -> io::Result<()> {
+    let value = libc::linger {
+        l_onoff: linger.is_some() as libc::c_int,
+        l_linger: linger.map_or(0, |d| {
+            d.as_secs().min(libc::c_int::MAX as u64) as libc::c_int
+        }),
+    };
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER, value)
+}
+
+/// Reads `SO_LINGER`.
+pub(crate) fn linger(fd: RawFd) -> io::Result<Option<Duration>> {
+    let value: libc::linger = getsockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER)?;
+    Ok((value.l_onoff != 0).then(|| Duration::from_secs(value.l_linger.max(0) as u64)))
+}
+
+/// Largest count one `sendfile(2)` call accepts on Linux.
+pub(crate) const SENDFILE_MAX: usize = 0x7fff_f000;
+
+/// One `sendfile(2)` call: up to `count` bytes of `file` at `*offset` to
+/// `sock`, advancing `*offset`.
+pub(crate) fn sendfile(
+    sock: RawFd,
+    file: RawFd,
+    offset: &mut libc::off_t,
+    count: usize,
+) -> io::Result<usize> {
+    // SAFETY: both descriptors are open for the call (the caller holds
+    // them); `offset` is a valid, exclusive pointer.
+    let n = syscall!(unsafe { libc::sendfile(sock, file, offset, count.min(SENDFILE_MAX)) })?;
+    Ok(n as usize)
+}
+
+/// Re-issues `listen(2)` with a larger backlog (Linux adjusts the backlog of
+/// a listening socket in place; the kernel caps it at `somaxconn`).
+pub(crate) fn listen(fd: RawFd, backlog: libc::c_int) -> io::Result<()> {
+    // SAFETY: `fd` is a socket the caller owns; listen takes no pointers.
+    syscall!(unsafe { libc::listen(fd, backlog) })?;
+    Ok(())
+}
