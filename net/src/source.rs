@@ -209,23 +209,18 @@ impl<S: AsRawFd> Async<S> {
         timeout: Option<Duration>,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        let mut deadline: Option<Instant> = None;
         loop {
-            let reg = match self.registration() {
-                Ok(reg) => reg,
-                Err(e) => return Self::without_hub(e, || op(&self.io)),
-            };
-            if reg.readiness().intersects(dir) {
-                match op(&self.io) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => reg.clear_readiness(dir),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    r => return r,
+            if let Ok(reg) = self.reg.try_borrow() {
+                if let Some(reg) = reg.as_ref() {
+                    if let Some(r) = reg.try_io(dir, timeout, || op(&self.io)) {
+                        return r;
+                    }
                 }
             }
-            if deadline.is_none() {
-                deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+            // Not registered on this hub yet (first use, or moved here).
+            if let Err(e) = self.registration() {
+                return Self::without_hub(e, || op(&self.io));
             }
-            reg.wait(dir, deadline)?;
         }
     }
 
@@ -246,14 +241,7 @@ impl<S: AsRawFd> Async<S> {
     pub(crate) fn drained(&self, dir: Ready) {
         if let Ok(reg) = self.reg.try_borrow() {
             if let Some(reg) = reg.as_ref() {
-                let closed = if dir == Ready::READABLE {
-                    Ready::READ_CLOSED | Ready::ERROR
-                } else {
-                    Ready::WRITE_CLOSED | Ready::ERROR
-                };
-                if !reg.readiness().intersects(closed) {
-                    reg.clear_readiness(dir);
-                }
+                reg.drained(dir);
             }
         }
     }

@@ -42,7 +42,6 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
@@ -56,6 +55,7 @@ use crossbeam_queue::SegQueue;
 use mio::{Events, Poll, Token};
 
 use crate::io::IoSlab;
+use crate::runq::RunQueue;
 use crate::runtime::RuntimeShared;
 use crate::slab::{Co, CoState, Slot, TaskSlab};
 use crate::stack::{self, StackInfo, StackPool};
@@ -117,7 +117,7 @@ impl HubShared {
             // alive and running on this thread.
             if !h.is_null() && ptr::eq(unsafe { &*(*h).shared }, self) {
                 // SAFETY: as above.
-                unsafe { (*h).ready.borrow_mut().push_back((slot, seq)) };
+                unsafe { (*h).ready.push((slot, seq)) };
                 true
             } else {
                 false
@@ -193,7 +193,7 @@ pub(crate) struct Hub {
     poll: RefCell<Poll>,
     events: RefCell<Events>,
     tasks: TaskSlab,
-    ready: RefCell<VecDeque<(u32, u64)>>,
+    ready: RunQueue,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) io: RefCell<IoSlab>,
     stacks: RefCell<StackPool>,
@@ -235,6 +235,7 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
     }
 }
 
+#[inline]
 pub(crate) fn current_hub_ptr() -> Option<*const Hub> {
     let h = CURRENT.with(Cell::get);
     (!h.is_null()).then_some(h)
@@ -306,7 +307,7 @@ impl Hub {
             poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(1024)),
             tasks: TaskSlab::default(),
-            ready: RefCell::new(VecDeque::with_capacity(256)),
+            ready: RunQueue::new(),
             timers: RefCell::new(Timers::default()),
             io: RefCell::new(IoSlab::default()),
             stacks: RefCell::new(StackPool::new(stack_size)),
@@ -428,7 +429,7 @@ impl Hub {
         s.reason.set(WaitReason::local("start"));
         s.since.set(self.now.get());
         s.stack.set(stack);
-        self.ready.borrow_mut().push_back((slot, seq));
+        self.ready.push((slot, seq));
         self.live.set(self.live.get() + 1);
         self.unstarted.set(self.unstarted.get() + 1);
         self.spawned.set(self.spawned.get() + 1);
@@ -440,7 +441,7 @@ impl Hub {
     fn run_ready(&self, budget: usize) -> usize {
         let mut n = 0;
         while n < budget {
-            let Some((slot, seq)) = self.ready.borrow_mut().pop_front() else {
+            let Some((slot, seq)) = self.ready.pop() else {
                 break;
             };
             let Some(s) = self.tasks.get(slot) else {
@@ -587,7 +588,7 @@ impl Hub {
     /// Interrupt due for the running green thread: cancel, else an expired
     /// timeout scope. `None` while unwinding (cleanup code may wait).
     #[inline]
-    fn pending_interrupt(&self) -> Option<Box<dyn Any + Send>> {
+    pub(crate) fn pending_interrupt(&self) -> Option<Box<dyn Any + Send>> {
         let s = self.cur();
         if !s.interrupted.get() {
             return None;
@@ -651,7 +652,7 @@ impl Hub {
             panic::resume_unwind(p);
         }
         let seq = self.next_seq();
-        self.ready.borrow_mut().push_back((self.current.get(), seq));
+        self.ready.push((self.current.get(), seq));
         self.suspend(seq, WaitReason::local("yield"));
         if let Some(p) = self.pending_interrupt() {
             panic::resume_unwind(p);
@@ -664,7 +665,7 @@ impl Hub {
             s.interrupted.set(true);
             let parked = s.parked.get();
             if parked != 0 {
-                self.ready.borrow_mut().push_back((slot, parked));
+                self.ready.push((slot, parked));
             }
         }
     }
@@ -680,35 +681,56 @@ impl Hub {
         }
     }
 
-    /// Wakes a hub-local waiter `(slot, seq)` (used by sockets).
+    /// Wakes a hub-local wait `(slot, seq)` made by `park_local` (sockets):
+    /// no atomics, since only this hub's thread can wake it. A duplicate
+    /// or stale wake is skipped by `run_ready`'s `parked == seq` check.
     #[inline]
     pub(crate) fn wake_local(&self, slot: u32, seq: u64) {
-        let fired = self
-            .tasks
-            .get(slot)
-            .is_some_and(|s| s.header().word.fire(seq, wait::NOTIFIED));
-        if fired {
-            self.ready.borrow_mut().push_back((slot, seq));
+        if self.is_parked_on(slot, seq) {
+            self.ready.push((slot, seq));
         }
     }
 
-    /// Whether `slot` is still armed for wait `seq`.
-    pub(crate) fn tasks_word_waiting(&self, slot: u32, seq: u64) -> bool {
-        self.tasks
-            .get(slot)
-            .is_some_and(|s| s.header().word.is_waiting(seq))
+    /// Whether `slot` is parked on wait `seq`.
+    #[inline]
+    pub(crate) fn is_parked_on(&self, slot: u32, seq: u64) -> bool {
+        self.tasks.get(slot).is_some_and(|s| s.parked.get() == seq)
     }
 
-    /// Arms a wait for the running green thread; returns `(slot, seq)`.
+    /// A fresh wait number for a hub-local wait of the running green thread.
     #[inline]
-    pub(crate) fn arm_local(&self) -> Option<(u32, u64)> {
+    pub(crate) fn local_seq(&self) -> Option<(u32, u64)> {
         let slot = self.current.get();
         if slot == NO_SLOT {
             return None;
         }
-        let seq = self.next_seq();
-        self.current_header().word.arm(seq);
-        Some((slot, seq))
+        Some((slot, self.next_seq()))
+    }
+
+    /// Parks the running green thread on a hub-local wait `seq` (from
+    /// `local_seq`) until `wake_local`, the deadline, or an interrupt
+    /// (which unwinds). The caller re-checks its condition.
+    #[inline]
+    pub(crate) fn park_local(&self, seq: u64, deadline: Option<Instant>, reason: WaitReason) {
+        if let Some(p) = self.pending_interrupt() {
+            panic::resume_unwind(p);
+        }
+        let timer = deadline.map(|d| {
+            self.timers.borrow_mut().insert(
+                d,
+                Action::WakeLocal {
+                    slot: self.current.get(),
+                    seq,
+                },
+            )
+        });
+        self.suspend(seq, reason);
+        if let Some(k) = timer {
+            self.timers.borrow_mut().cancel(k);
+        }
+        if let Some(p) = self.pending_interrupt() {
+            panic::resume_unwind(p);
+        }
     }
 
     // ----- timeout scopes -------------------------------------------------
@@ -759,10 +781,13 @@ impl Hub {
     fn drain_inbox(&self) {
         while let Some(msg) = self.shared.inbox.pop() {
             match msg {
-                Msg::Wake { slot, seq } => self.ready.borrow_mut().push_back((slot, seq)),
+                Msg::Wake { slot, seq } => self.ready.push((slot, seq)),
                 Msg::Spawn { task, stack, body } => self.insert(task, Start::Deferred(body, stack)),
                 Msg::Interrupt(task) => self.deliver_interrupt(&task),
-                Msg::ReleaseIo { index, gen } => self.io.borrow_mut().release(index, gen),
+                Msg::ReleaseIo { index, gen } => {
+                    let cb = self.io.borrow_mut().release(index, gen);
+                    drop(cb);
+                }
                 Msg::Shutdown => self.shutdown.set(true),
             }
         }
@@ -778,7 +803,7 @@ impl Hub {
             if done(self) {
                 return;
             }
-            let timeout = if !self.ready.borrow().is_empty() {
+            let timeout = if !self.ready.is_empty() {
                 Some(Duration::ZERO)
             } else {
                 self.timers
@@ -836,6 +861,7 @@ impl Hub {
                 Some(Action::Wake(w)) => {
                     w.fire(wait::TIMED_OUT);
                 }
+                Some(Action::WakeLocal { slot, seq }) => self.wake_local(slot, seq),
                 Some(Action::Interrupt {
                     slot,
                     task_id,
@@ -848,7 +874,7 @@ impl Hub {
     /// Nothing can ever wake a green thread of this hub again.
     fn deadlocked(&self) -> bool {
         if self.live.get() == 0
-            || !self.ready.borrow().is_empty()
+            || !self.ready.is_empty()
             || self.timers.borrow().len() > 0
             || self.external_waits.get() > 0
             || self.shared.unparkers.load(Ordering::SeqCst) > 0
@@ -904,7 +930,7 @@ impl Hub {
             self.poll(Some(Duration::ZERO));
             self.now.set(Instant::now());
             self.fire_timers();
-            if ran == 0 && self.ready.borrow().is_empty() {
+            if ran == 0 && self.ready.is_empty() {
                 idle_turns += 1;
                 if idle_turns > 1000 {
                     return;
@@ -1012,7 +1038,7 @@ impl Hub {
     pub(crate) fn dump(&self) -> crate::introspect::Dump {
         let now = Instant::now();
         let cur = self.current.get();
-        let ready: Vec<u32> = self.ready.borrow().iter().map(|(s, _)| *s).collect();
+        let ready: Vec<u32> = self.ready.slots();
         let mut threads = Vec::new();
         for i in self.tasks.indices() {
             let Some(s) = self.tasks.get(i) else { continue };

@@ -38,6 +38,7 @@
 //! Slots are identified by `(index, generation)` in the mio token, so an
 //! event for a closed source whose slot has been reused is ignored.
 
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::rc::Rc;
@@ -48,7 +49,7 @@ use mio::event::{Event, Source};
 use mio::{Interest, Token};
 
 use crate::hub::{self, Hub, HubShared, Msg};
-use crate::wait::{WaitReason, Wake};
+use crate::wait::WaitReason;
 
 /// Readiness bits of a registered source.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
@@ -137,72 +138,98 @@ impl fmt::Debug for Ready {
 pub type IoCallback = Rc<dyn Fn(Ready)>;
 
 #[derive(Clone, Copy)]
-struct LocalWaiter {
+pub(crate) struct LocalWaiter {
     slot: u32,
     seq: u64,
 }
 
-#[derive(Default)]
-struct Entry {
-    gen: u32,
-    live: bool,
-    ready: u8,
-    reader: Option<LocalWaiter>,
-    writer: Option<LocalWaiter>,
+const CHUNK: usize = 64;
+
+/// One registered source. Cells only: the hub's loop and the green threads
+/// of the same hub touch it, never at the same time.
+pub(crate) struct Entry {
+    gen: Cell<u32>,
+    live: Cell<bool>,
+    ready: Cell<u8>,
+    reader: Cell<Option<LocalWaiter>>,
+    writer: Cell<Option<LocalWaiter>>,
     /// Waiters beyond the first of each direction: (direction bit, waiter).
-    more: Vec<(u8, LocalWaiter)>,
-    callback: Option<IoCallback>,
+    more: RefCell<Vec<(u8, LocalWaiter)>>,
+    callback: RefCell<Option<IoCallback>>,
 }
 
-/// The hub's table of registered sources.
+impl Entry {
+    fn empty() -> Entry {
+        Entry {
+            gen: Cell::new(0),
+            live: Cell::new(false),
+            ready: Cell::new(0),
+            reader: Cell::new(None),
+            writer: Cell::new(None),
+            more: RefCell::new(Vec::new()),
+            callback: RefCell::new(None),
+        }
+    }
+}
+
+/// The hub's table of registered sources, in chunks that never move (a
+/// registration keeps a pointer to its entry).
 #[derive(Default)]
 pub(crate) struct IoSlab {
-    entries: Vec<Entry>,
+    chunks: Vec<Box<[Entry; CHUNK]>>,
     free: Vec<u32>,
     live: usize,
 }
 
 impl IoSlab {
-    fn alloc(&mut self) -> (u32, u32) {
+    fn alloc(&mut self) -> (u32, u32, *const Entry) {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.entries.push(Entry::default());
-                (self.entries.len() - 1) as u32
+                let base = (self.chunks.len() * CHUNK) as u32;
+                self.chunks
+                    .push(Box::new(std::array::from_fn(|_| Entry::empty())));
+                self.free.extend((base + 1..base + CHUNK as u32).rev());
+                base
             }
         };
-        let e = &mut self.entries[index as usize];
-        e.gen = e.gen.wrapping_add(1);
-        e.live = true;
-        e.ready = Ready::ALL.0;
-        e.reader = None;
-        e.writer = None;
-        e.more.clear();
-        e.callback = None;
+        let e = &self.chunks[index as usize / CHUNK][index as usize % CHUNK];
+        e.gen.set(e.gen.get().wrapping_add(1));
+        e.live.set(true);
+        e.ready.set(Ready::ALL.0);
+        e.reader.set(None);
+        e.writer.set(None);
+        e.more.borrow_mut().clear();
+        *e.callback.borrow_mut() = None;
         self.live += 1;
-        (index, e.gen)
+        (index, e.gen.get(), e)
     }
 
-    pub(crate) fn release(&mut self, index: u32, gen: u32) {
-        if let Some(e) = self.entries.get_mut(index as usize) {
-            if e.live && e.gen == gen {
-                e.live = false;
-                e.callback = None;
-                e.more = Vec::new();
-                self.free.push(index);
-                self.live -= 1;
-            }
-        }
+    /// Frees the slot; returns its callback to be dropped by the caller
+    /// after the slab borrow ends (it may own sockets that deregister).
+    pub(crate) fn release(&mut self, index: u32, gen: u32) -> Option<IoCallback> {
+        let e = self.get(index, gen)?;
+        e.live.set(false);
+        e.reader.set(None);
+        e.writer.set(None);
+        let cb = e.callback.borrow_mut().take();
+        *e.more.borrow_mut() = Vec::new();
+        self.free.push(index);
+        self.live -= 1;
+        cb
     }
 
     pub(crate) fn len(&self) -> usize {
         self.live
     }
 
-    fn get(&mut self, index: u32, gen: u32) -> Option<&mut Entry> {
-        self.entries
-            .get_mut(index as usize)
-            .filter(|e| e.live && e.gen == gen)
+    #[inline]
+    fn get(&self, index: u32, gen: u32) -> Option<&Entry> {
+        let e = self
+            .chunks
+            .get(index as usize / CHUNK)?
+            .get(index as usize % CHUNK)?;
+        (e.live.get() && e.gen.get() == gen).then_some(e)
     }
 }
 
@@ -211,39 +238,46 @@ fn token(index: u32, gen: u32) -> Token {
 }
 
 /// Called by the hub for every mio event.
+#[inline]
 pub(crate) fn dispatch(hub: &Hub, ev: &Event) {
     let t = ev.token().0;
     let (index, gen) = (t as u32, (t >> 32) as u32);
     let bits = Ready::from_event(ev).0;
-    let mut wake: [Option<LocalWaiter>; 2] = [None, None];
-    let mut more = Vec::new();
-    let cb = {
-        let mut io = hub.io.borrow_mut();
-        let Some(e) = io.get(index, gen) else {
-            return;
-        };
-        e.ready |= bits;
-        if bits & Ready::READABLE.0 != 0 {
-            wake[0] = e.reader.take();
+    let e: *const Entry = match hub.io.borrow().get(index, gen) {
+        Some(e) => e,
+        None => return,
+    };
+    // SAFETY: entries live in boxed chunks that are never freed or moved
+    // while the hub exists; the slot was live just now, and nothing below
+    // frees it before we are done (callbacks run last).
+    let e = unsafe { &*e };
+    e.ready.set(e.ready.get() | bits);
+    if bits & Ready::READABLE.0 != 0 {
+        if let Some(w) = e.reader.take() {
+            hub.wake_local(w.slot, w.seq);
         }
-        if bits & Ready::WRITABLE.0 != 0 {
-            wake[1] = e.writer.take();
+    }
+    if bits & Ready::WRITABLE.0 != 0 {
+        if let Some(w) = e.writer.take() {
+            hub.wake_local(w.slot, w.seq);
         }
-        if !e.more.is_empty() {
-            e.more.retain(|(dir, w)| {
+    }
+    if let Ok(mut more) = e.more.try_borrow_mut() {
+        if !more.is_empty() {
+            more.retain(|(dir, w)| {
                 if dir & bits != 0 {
-                    more.push(*w);
+                    hub.wake_local(w.slot, w.seq);
                     false
                 } else {
                     true
                 }
             });
         }
-        e.callback.clone()
-    };
-    for w in wake.into_iter().flatten().chain(more) {
-        hub.wake_local(w.slot, w.seq);
     }
+    let cb = match e.callback.try_borrow() {
+        Ok(cb) => cb.clone(),
+        Err(_) => None,
+    };
     if let Some(cb) = cb {
         cb(Ready(bits));
     }
@@ -296,7 +330,17 @@ pub struct Registration {
     hub: Arc<HubShared>,
     index: u32,
     gen: u32,
+    /// The entry in the hub's slab; dereferenced only on the hub's thread
+    /// while the hub runs, after checking `gen` (see `entry`).
+    entry: *const Entry,
 }
+
+// SAFETY: `entry` is only dereferenced on the thread of the hub that owns
+// it (checked by `entry()` against the current hub), so sending or sharing
+// the registration across threads cannot race on the entry's Cells.
+unsafe impl Send for Registration {}
+// SAFETY: as above: every access to the entry goes through `entry()`.
+unsafe impl Sync for Registration {}
 
 impl fmt::Debug for Registration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -311,6 +355,20 @@ impl fmt::Debug for Registration {
 fn not_on_hub() -> io::Error {
     io::Error::other(
         "greenio: socket operation outside a hub; run it inside greenio::run (a green thread)",
+    )
+}
+
+fn other_hub(mine: usize, cur: usize) -> io::Error {
+    io::Error::other(format!(
+        "greenio: socket registered on hub {mine} used from hub {cur}; \
+         give each hub its own socket (try_clone) instead of moving it"
+    ))
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "greenio: socket operation timed out",
     )
 }
 
@@ -335,7 +393,7 @@ impl Registration {
         interest: Interest,
     ) -> io::Result<Registration> {
         hub::with_hub(|hub| {
-            let (index, gen) = hub.io.borrow_mut().alloc();
+            let (index, gen, entry) = hub.io.borrow_mut().alloc();
             let r = hub
                 .poll_registry()
                 .registry()
@@ -345,9 +403,11 @@ impl Registration {
                     hub: hub.shared.clone(),
                     index,
                     gen,
+                    entry,
                 }),
                 Err(e) => {
-                    hub.io.borrow_mut().release(index, gen);
+                    let cb = hub.io.borrow_mut().release(index, gen);
+                    drop(cb);
                     Err(e)
                 }
             }
@@ -356,6 +416,7 @@ impl Registration {
     }
 
     /// Whether the calling thread is the hub this source is registered on.
+    #[inline]
     pub fn is_local(&self) -> bool {
         hub::with_hub(|h| Arc::ptr_eq(&h.shared, &self.hub)).unwrap_or(false)
     }
@@ -365,29 +426,136 @@ impl Registration {
         self.hub.index
     }
 
-    fn with_entry<R>(&self, f: impl FnOnce(&Hub, &mut Entry) -> R) -> Option<R> {
-        hub::with_hub(|hub| {
-            if !Arc::ptr_eq(&hub.shared, &self.hub) {
-                return None;
-            }
-            let mut io = hub.io.borrow_mut();
-            let e = io.get(self.index, self.gen)?;
-            Some(f(hub, e))
-        })
-        .flatten()
+    /// The entry and the hub, if called on the registration's hub.
+    #[inline]
+    fn entry(&self) -> Option<(&Hub, &Entry)> {
+        let hub = hub::current_hub_ptr()?;
+        // SAFETY: `current_hub_ptr` is non-null only while that hub runs on
+        // this thread.
+        let hub = unsafe { &*hub };
+        if !Arc::ptr_eq(&hub.shared, &self.hub) {
+            return None;
+        }
+        // SAFETY: we are on the owning hub's thread and the hub is alive, so
+        // its slab chunks (which never move) are alive; the generation check
+        // below makes sure the slot is still ours.
+        let e = unsafe { &*self.entry };
+        (e.live.get() && e.gen.get() == self.gen).then_some((hub, e))
     }
 
     /// The cached readiness (empty when called from another hub).
     #[inline]
     pub fn readiness(&self) -> Ready {
-        self.with_entry(|_, e| Ready(e.ready))
-            .unwrap_or(Ready::EMPTY)
+        self.entry()
+            .map_or(Ready::EMPTY, |(_, e)| Ready(e.ready.get()))
     }
 
     /// Clears readiness bits after a syscall reported `WouldBlock`.
     #[inline]
     pub fn clear_readiness(&self, r: Ready) {
-        self.with_entry(|_, e| e.ready &= !r.0);
+        if let Some((_, e)) = self.entry() {
+            e.ready.set(e.ready.get() & !r.0);
+        }
+    }
+
+    /// After a short read (or write) on a stream, which drained the kernel
+    /// queue (or filled it): clears `dir` so the next call parks without a
+    /// failing syscall. Keeps it when the hub has already seen a close or
+    /// an error on that side, whose edge will not come again.
+    #[inline]
+    pub fn drained(&self, dir: Ready) {
+        if let Some((_, e)) = self.entry() {
+            let closed = if dir.intersects(Ready::READABLE) {
+                Ready::READ_CLOSED.0 | Ready::ERROR.0
+            } else {
+                Ready::WRITE_CLOSED.0 | Ready::ERROR.0
+            };
+            let r = e.ready.get();
+            if r & closed == 0 {
+                e.ready.set(r & !dir.0);
+            }
+        }
+    }
+
+    /// Optimistic I/O in one call: runs `op` while `dir` is cached ready,
+    /// clears the bit on `WouldBlock` and parks the green thread until the
+    /// hub sees an edge, then tries again. `Interrupted` is retried.
+    ///
+    /// Returns `None`, without calling `op`, when not called on this
+    /// registration's hub (the caller may register anew on the current
+    /// hub).
+    ///
+    /// # Errors
+    ///
+    /// The error of `op`; `TimedOut` when `timeout` passes while parked;
+    /// an error naming `greenio::run` when it would park outside a green
+    /// thread.
+    #[inline]
+    pub fn try_io<R>(
+        &self,
+        dir: Ready,
+        timeout: Option<std::time::Duration>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Option<io::Result<R>> {
+        let (hub, e) = self.entry()?;
+        let mut deadline = None;
+        loop {
+            if e.ready.get() & dir.0 != 0 {
+                match op() {
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        e.ready.set(e.ready.get() & !dir.0);
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                    r => return Some(r),
+                }
+            }
+            if deadline.is_none() {
+                deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+            }
+            let what = if dir.intersects(Ready::READABLE) {
+                "socket read"
+            } else {
+                "socket write"
+            };
+            if let Err(err) = self.park(hub, e, dir, deadline, WaitReason::external(what)) {
+                return Some(Err(err));
+            }
+        }
+    }
+
+    /// Parks until an event for `dir` (or the deadline, or an interrupt).
+    #[inline]
+    fn park(
+        &self,
+        hub: &Hub,
+        e: &Entry,
+        dir: Ready,
+        deadline: Option<Instant>,
+        reason: WaitReason,
+    ) -> io::Result<()> {
+        let (slot, seq) = hub.local_seq().ok_or_else(|| {
+            io::Error::other(
+                "greenio: blocking socket call outside a green thread; \
+                 call it inside greenio::run or a spawned green thread",
+            )
+        })?;
+        let w = LocalWaiter { slot, seq };
+        let primary = if dir.intersects(Ready::READABLE) {
+            &e.reader
+        } else {
+            &e.writer
+        };
+        match primary.get() {
+            Some(p) if p.slot != slot && hub.is_parked_on(p.slot, p.seq) => {
+                e.more.borrow_mut().push((dir.0, w));
+            }
+            _ => primary.set(Some(w)),
+        }
+        hub.park_local(seq, deadline, reason);
+        if e.ready.get() & dir.0 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(timed_out());
+        }
+        Ok(())
     }
 
     /// Parks the calling green thread until `dir` (`READABLE` or
@@ -420,55 +588,16 @@ impl Registration {
         deadline: Option<Instant>,
         reason: WaitReason,
     ) -> io::Result<()> {
-        loop {
-            let armed = hub::with_hub(|hub| {
-                if !Arc::ptr_eq(&hub.shared, &self.hub) {
-                    return Err(io::Error::other(format!(
-                        "greenio: socket registered on hub {} used from hub {}; \
-                         give each hub its own socket (try_clone) instead of moving it",
-                        self.hub.index, hub.shared.index
-                    )));
-                }
-                let mut io = hub.io.borrow_mut();
-                let e = io
-                    .get(self.index, self.gen)
-                    .ok_or_else(|| io::Error::other("greenio: registration no longer valid"))?;
-                if e.ready & dir.0 != 0 {
-                    return Ok(None);
-                }
-                let (slot, seq) = hub.arm_local().ok_or_else(|| {
-                    io::Error::other(
-                        "greenio: blocking socket call outside a green thread; \
-                         call it inside greenio::run or a spawned green thread",
-                    )
-                })?;
-                let w = LocalWaiter { slot, seq };
-                let primary = if dir.intersects(Ready::READABLE) {
-                    &mut e.reader
-                } else {
-                    &mut e.writer
-                };
-                let taken = primary
-                    .is_some_and(|p| hub.tasks_word_waiting(p.slot, p.seq) && p.slot != slot);
-                if taken {
-                    e.more.push((dir.0, w));
-                } else {
-                    *primary = Some(w);
-                }
-                Ok(Some(seq))
-            })
-            .unwrap_or_else(|| Err(not_on_hub()))?;
-            let Some(seq) = armed else {
-                return Ok(());
-            };
-            let r = hub::with_hub(|hub| hub.block(seq, deadline, reason)).unwrap_or(Wake::Notified);
-            if r == Wake::TimedOut {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "greenio: socket operation timed out",
-                ));
-            }
+        let Some((hub, e)) = self.entry() else {
+            return Err(match hub::with_hub(|h| h.shared.index) {
+                Some(cur) => other_hub(self.hub.index, cur),
+                None => not_on_hub(),
+            });
+        };
+        while e.ready.get() & dir.0 == 0 {
+            self.park(hub, e, dir, deadline, reason)?;
         }
+        Ok(())
     }
 
     /// Lets `cb` receive this source's events (replacing any previous
@@ -478,8 +607,12 @@ impl Registration {
     ///
     /// `Other` when called from another hub than the registration's.
     pub fn set_callback(&self, cb: Option<IoCallback>) -> io::Result<()> {
-        self.with_entry(|_, e| e.callback = cb)
-            .ok_or_else(|| io::Error::other("greenio: set_callback from another hub"))
+        let (_, e) = self
+            .entry()
+            .ok_or_else(|| io::Error::other("greenio: set_callback from another hub"))?;
+        let old = std::mem::replace(&mut *e.callback.borrow_mut(), cb);
+        drop(old);
+        Ok(())
     }
 
     /// Removes the source from the hub's poller and releases the slot.

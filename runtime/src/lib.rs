@@ -41,19 +41,23 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod blocking;
+mod group;
 mod hub;
 mod introspect;
 pub mod io;
+mod runq;
 mod runtime;
 pub mod signal;
 mod slab;
 mod stack;
+pub mod sync;
 mod task;
 mod timeout;
 mod timer;
 pub mod wait;
 
 pub use blocking::{unblock, KEEP_ALIVE};
+pub use group::Group;
 pub use hub::Stats;
 pub use introspect::{dump, stack_size, stats, Dump, State, ThreadInfo};
 pub use runtime::{hub_count, run, spawn_balanced, Runtime, RuntimeBuilder};

@@ -26,6 +26,8 @@ use crate::wait::Waiter;
 pub(crate) enum Action {
     /// Fire the waiter with `TIMED_OUT`.
     Wake(Waiter),
+    /// Wake a hub-local wait `(slot, seq)`.
+    WakeLocal { slot: u32, seq: u64 },
     /// Expire the timeout scope `scope` of the green thread in `slot`.
     Interrupt { slot: u32, task_id: u64, scope: u64 },
 }
@@ -157,7 +159,7 @@ mod tests {
     fn scope_of(a: Action) -> u64 {
         match a {
             Action::Interrupt { scope, .. } => scope,
-            Action::Wake(_) => panic!("unexpected wake action"),
+            _ => panic!("unexpected wake action"),
         }
     }
 
