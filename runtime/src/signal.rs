@@ -102,13 +102,15 @@
 //! # SIGPIPE
 //!
 //! Writing to a socket whose peer has reset the connection raises
-//! `SIGPIPE`, whose default action kills the process. Rust's runtime sets
-//! `SIGPIPE` to `SIG_IGN` before `main` in every Rust binary (test
-//! harnesses included), so such writes fail with
+//! `SIGPIPE`, whose default action kills the process. Two things keep that
+//! from happening: Rust's runtime sets `SIGPIPE` to `SIG_IGN` before `main`
+//! in every Rust binary (test harnesses included), and greenio's sockets
+//! send with `MSG_NOSIGNAL` anyway. Such writes fail with
 //! [`ErrorKind::BrokenPipe`](std::io::ErrorKind::BrokenPipe) (or
-//! `ConnectionReset`) instead; greenio's sockets return that error like any
-//! other. A program embedding greenio in a non-Rust `main` should ignore
-//! `SIGPIPE` itself (`libc::signal(libc::SIGPIPE, libc::SIG_IGN)`).
+//! `ConnectionReset` for the first write after the reset), an error like
+//! any other. A program embedding greenio under a non-Rust `main` that
+//! writes to pipes or calls `sendfile` should ignore `SIGPIPE` itself
+//! (`libc::signal(libc::SIGPIPE, libc::SIG_IGN)`).
 //!
 //! # Rejected designs
 //!

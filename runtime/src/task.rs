@@ -399,6 +399,12 @@ impl fmt::Debug for GreenThread {
 }
 
 impl GreenThread {
+    /// Cancels this green thread, as [`JoinHandle::cancel`] does (used by
+    /// `Group`, which keeps no handle).
+    pub(crate) fn cancel(&self) {
+        cancel_task(&self.task);
+    }
+
     /// The unique id (never reused within the process).
     pub fn id(&self) -> u64 {
         self.task.header().id

@@ -120,11 +120,8 @@ impl<T> State<T> {
                     sender: None,
                 });
             }
-            Some(n) => {
-                if self.buf.len() >= n {
-                    return Err(TrySendError::Full(msg));
-                }
-            }
+            Some(n) if self.buf.len() >= n => return Err(TrySendError::Full(msg)),
+            Some(_) => {}
         }
         self.buf.push_back(msg);
         self.recv_q.wake_one();
@@ -177,36 +174,25 @@ impl<T> State<T> {
         !self.buf.is_empty() || self.tx_gone
     }
 
-    fn send_ready(&self, cap: Option<usize>) -> bool {
+    /// Whether a send would succeed now. For a rendezvous, `me` (a
+    /// `Select` that also receives on this channel) does not count as a
+    /// parked receiver: a select must not meet itself.
+    fn send_ready(&self, cap: Option<usize>, me: Option<&Waiter>) -> bool {
         self.rx_gone
             || match cap {
                 None => true,
-                Some(0) => self.recv_q.live() > self.buf.len(),
+                Some(0) => self.recv_q.live_except(me) > self.buf.len(),
                 Some(n) => self.buf.len() < n,
             }
     }
 
     /// Queues a receiver; a rendezvous tells one parked `Select` sender
     /// that a receiver is now there.
-    fn register_recv(&mut self, cap: Option<usize>, w: Waiter) {
-        self.recv_q.push(w);
+    fn register_recv(&mut self, cap: Option<usize>, w: &Waiter) {
+        self.recv_q.push(w.clone());
         if cap == Some(0) {
-            self.send_q.wake_one();
+            self.send_q.wake_one_except(w);
         }
-    }
-}
-
-/// Removes a parked waiter's token from its queue if the wait did not end
-/// by a wake (timeout, or unwinding after cancellation).
-struct Unqueue<'a, T> {
-    chan: &'a Chan<T>,
-    w: &'a Waiter,
-    side: Side,
-}
-
-impl<T> Drop for Unqueue<'_, T> {
-    fn drop(&mut self) {
-        lock(&self.chan.state).queue(self.side).remove(self.w);
     }
 }
 
@@ -340,25 +326,25 @@ impl<T> Chan<T> {
                     return Err(RecvTimeoutError::Timeout);
                 }
                 let w = Waiter::prepare();
-                s.register_recv(self.cap, w.clone());
+                s.register_recv(self.cap, &w);
                 w
             };
             self.park(&w, Side::Recv, deadline, RECV);
         }
     }
 
-    /// Parks on a token queued on `side`; removes it unless a waker did.
+    /// Parks on a token queued on `side` (see [`super::park`]).
     #[inline]
     fn park(&self, w: &Waiter, side: Side, deadline: Option<Instant>, reason: WaitReason) {
-        let guard = Unqueue {
-            chan: self,
+        super::park(
             w,
-            side,
-        };
-        if w.wait(deadline, reason) == Wake::Notified {
-            // The waker popped our token.
-            std::mem::forget(guard);
-        }
+            deadline,
+            reason,
+            || lock(&self.state).queue(side).remove(w),
+            || {
+                lock(&self.state).queue(side).wake_one();
+            },
+        );
     }
 
     // ----- for Select ------------------------------------------------------
@@ -369,14 +355,14 @@ impl<T> Chan<T> {
         if s.recv_ready() {
             return false;
         }
-        s.register_recv(self.cap, w.clone());
+        s.register_recv(self.cap, w);
         true
     }
 
     /// Queues `w` for room unless a send would succeed; `false` if ready.
     pub(crate) fn register_send(&self, w: &Waiter) -> bool {
         let mut s = lock(&self.state);
-        if s.send_ready(self.cap) {
+        if s.send_ready(self.cap, Some(w)) {
             return false;
         }
         s.send_q.push(w.clone());
@@ -402,7 +388,7 @@ impl<T> Chan<T> {
     /// Passes a wakeup on to a parked sender if there is room.
     pub(crate) fn nudge_send(&self) {
         let mut s = lock(&self.state);
-        if s.send_ready(self.cap) {
+        if s.send_ready(self.cap, None) {
             s.send_q.wake_one();
         }
     }

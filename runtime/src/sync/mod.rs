@@ -91,8 +91,9 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::{Mutex as StdMutex, MutexGuard as StdMutexGuard, PoisonError};
+use std::time::Instant;
 
-use crate::wait::Waiter;
+use crate::wait::{WaitReason, Waiter, Wake};
 
 mod barrier;
 mod channel;
@@ -124,6 +125,52 @@ pub use waitgroup::WaitGroup;
 #[inline]
 pub(crate) fn lock<T>(m: &StdMutex<T>) -> StdMutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Parks on `w`, which the caller has queued, and keeps the queue honest
+/// however the wait ends:
+///
+/// * timed out, or unwinding because the green thread was cancelled while
+///   parked: `unqueue` removes the token (a waker can no longer fire it,
+///   and it must not pile up);
+/// * woken, but the green thread has a cancellation or an expired
+///   [`timeout`](crate::timeout) scope pending: it must not consume what it
+///   was woken for, so `pass_on` gives the wakeup to the next waiter and
+///   the green thread unwinds now;
+/// * woken: the waker already popped the token; the caller re-checks.
+#[inline]
+pub(crate) fn park(
+    w: &Waiter,
+    deadline: Option<Instant>,
+    reason: WaitReason,
+    unqueue: impl FnOnce(),
+    pass_on: impl FnOnce(),
+) -> Wake {
+    struct OnDrop<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for OnDrop<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    let mut unqueue = OnDrop(Some(unqueue));
+    let r = w.wait(deadline, reason);
+    if r == Wake::Notified {
+        unqueue.0 = None;
+        interruption_point(pass_on);
+    }
+    r
+}
+
+/// Unwinds the calling green thread now if it has a cancellation or an
+/// expired timeout scope pending, after running `pass_on`.
+#[inline]
+pub(crate) fn interruption_point(pass_on: impl FnOnce()) {
+    if let Some(p) = crate::hub::with_current_task(|hub, _| hub.pending_interrupt()).flatten() {
+        pass_on();
+        std::panic::resume_unwind(p);
+    }
 }
 
 /// A FIFO of parked waiters.
@@ -175,6 +222,24 @@ impl WaitQueue {
         false
     }
 
+    /// Like [`wake_one`](WaitQueue::wake_one), but skips (and keeps) `me`:
+    /// a `Select` queued on both sides of a channel must not wake itself.
+    pub(crate) fn wake_one_except(&mut self, me: &Waiter) -> bool {
+        let mut i = 0;
+        while i < self.q.len() {
+            if self.q[i].same_wait(me) {
+                i += 1;
+                continue;
+            }
+            if let Some(w) = self.q.remove(i) {
+                if w.wake() {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     /// Wakes every waiter.
     pub(crate) fn wake_all(&mut self) {
         for w in self.q.drain(..) {
@@ -198,7 +263,15 @@ impl WaitQueue {
 
     /// How many queued waiters are still waiting.
     pub(crate) fn live(&self) -> usize {
-        self.q.iter().filter(|w| !w.is_stale()).count()
+        self.live_except(None)
+    }
+
+    /// How many queued waiters other than `me` are still waiting.
+    pub(crate) fn live_except(&self, me: Option<&Waiter>) -> usize {
+        self.q
+            .iter()
+            .filter(|w| !w.is_stale() && !me.is_some_and(|m| m.same_wait(w)))
+            .count()
     }
 }
 

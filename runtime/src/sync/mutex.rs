@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex as StdMutex;
 
 use super::{lock, WaitQueue};
-use crate::wait::{WaitReason, Waiter, Wake};
+use crate::wait::{WaitReason, Waiter};
 
 const LOCKED: u8 = 1;
 const PARKED: u8 = 2;
@@ -259,11 +259,15 @@ impl<T: ?Sized> Mutex<T> {
                 }
                 q.push(w.clone());
             }
-            let guard = Unqueue { mutex: self, w: &w };
-            if w.wait(None, REASON) == Wake::Notified {
-                // The unlocker popped our token.
-                std::mem::forget(guard);
-            }
+            super::park(
+                &w,
+                None,
+                REASON,
+                || lock(&self.waiters).remove(&w),
+                || {
+                    lock(&self.waiters).wake_one();
+                },
+            );
         }
     }
 
@@ -286,18 +290,6 @@ impl<T: ?Sized> Mutex<T> {
         {
             self.unlock_slow();
         }
-    }
-}
-
-/// Takes a locker's token out of the queue if it leaves without a wake.
-struct Unqueue<'a, T: ?Sized> {
-    mutex: &'a Mutex<T>,
-    w: &'a Waiter,
-}
-
-impl<T: ?Sized> Drop for Unqueue<'_, T> {
-    fn drop(&mut self) {
-        lock(&self.mutex.waiters).remove(self.w);
     }
 }
 

@@ -15,7 +15,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Mutex as StdMutex;
 
 use super::{lock, WaitQueue};
-use crate::wait::{WaitReason, Waiter, Wake};
+use crate::wait::{WaitReason, Waiter};
 
 const READ: WaitReason = WaitReason::sync("rwlock read");
 const WRITE: WaitReason = WaitReason::sync("rwlock write");
@@ -153,14 +153,14 @@ impl<T: ?Sized> RwLock<T> {
                 s.read_q.push(w.clone());
                 w
             };
-            let guard = Unqueue {
-                lock: self,
-                w: &w,
-                write: false,
-            };
-            if w.wait(None, READ) == Wake::Notified {
-                std::mem::forget(guard);
-            }
+            // Readers are woken all at once: nothing to pass on.
+            super::park(
+                &w,
+                None,
+                READ,
+                || lock(&self.state).read_q.remove(&w),
+                || {},
+            );
         }
     }
 
@@ -217,14 +217,15 @@ impl<T: ?Sized> RwLock<T> {
                 s.write_q.push(w.clone());
                 w
             };
-            let guard = Unqueue {
-                lock: self,
-                w: &w,
-                write: true,
-            };
-            if w.wait(None, WRITE) == Wake::Notified {
-                std::mem::forget(guard);
-            }
+            super::park(
+                &w,
+                None,
+                WRITE,
+                || lock(&self.state).write_q.remove(&w),
+                || {
+                    lock(&self.state).write_q.wake_one();
+                },
+            );
         }
     }
 
@@ -281,23 +282,6 @@ impl<T: ?Sized> RwLock<T> {
 fn release_readers(s: &mut State) {
     if !s.writer && s.writers_waiting == 0 {
         s.read_q.wake_all();
-    }
-}
-
-struct Unqueue<'a, T: ?Sized> {
-    lock: &'a RwLock<T>,
-    w: &'a Waiter,
-    write: bool,
-}
-
-impl<T: ?Sized> Drop for Unqueue<'_, T> {
-    fn drop(&mut self) {
-        let mut s = lock(&self.lock.state);
-        if self.write {
-            s.write_q.remove(self.w);
-        } else {
-            s.read_q.remove(self.w);
-        }
     }
 }
 

@@ -117,6 +117,9 @@ impl<R> Drop for Unregister<'_, '_, R> {
     }
 }
 
+/// The closure of a timeout or default case.
+type Fallback<'a, R> = Box<dyn FnOnce() -> R + 'a>;
+
 /// Waits for the first of several channel operations to complete, like
 /// Go's `select` statement.
 ///
@@ -153,8 +156,8 @@ impl<R> Drop for Unregister<'_, '_, R> {
 /// ```
 pub struct Select<'a, R> {
     branches: Vec<Box<dyn Branch<R> + 'a>>,
-    timeout: Option<(Option<Instant>, Box<dyn FnOnce() -> R + 'a>)>,
-    default: Option<Box<dyn FnOnce() -> R + 'a>>,
+    timeout: Option<(Option<Instant>, Fallback<'a, R>)>,
+    default: Option<Fallback<'a, R>>,
 }
 
 impl<R> fmt::Debug for Select<'_, R> {
@@ -360,7 +363,16 @@ impl<'a, R> Select<'a, R> {
             }
             let r = w.wait(deadline, SELECT);
             drop(guard);
-            woken |= r == Wake::Notified;
+            if r == Wake::Notified {
+                woken = true;
+                // Cancelled meanwhile: do not take anything; hand the
+                // wakeup on to whoever else waits on these channels.
+                super::interruption_point(|| {
+                    for b in &self.branches {
+                        b.nudge();
+                    }
+                });
+            }
         }
     }
 }

@@ -1,0 +1,198 @@
+//! echo: every byte a client sends comes back, one green thread per
+//! connection, written as plain blocking code on `greenio::net::Server`.
+//!
+//! Run it and poke it:
+//!
+//! ```text
+//! cargo run --release --example echo                  # listening on 127.0.0.1:7000
+//! nc 127.0.0.1 7000                                    # type a line, it comes back
+//! target/release/examples/echo_client --addr 127.0.0.1:7000 -c 100 -b 64 --secs 5
+//! ```
+//!
+//! Options: `--listen ADDR` (port 0 picks a free port), `--hubs N` (OS
+//! threads serving connections), `--max-conns N` (connections served at
+//! once; more wait in the kernel's backlog), `--reuse-port` (one listener
+//! per hub instead of one acceptor dealing connections). Ctrl-C (SIGINT) or
+//! SIGTERM stops it: it stops accepting, gives open connections a second to
+//! finish, closes the rest and exits 0. Set `GREENIO_LOG=debug` for more
+//! log lines on stderr.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use greenio::net::{Server, TcpStream};
+use greenio::signal::{Signals, SIGINT, SIGTERM};
+
+/// How long open connections may go on after SIGINT/SIGTERM.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// Bytes read per `read` call, into a buffer on the green thread's stack.
+///
+/// This size sets what an idle connection costs. Measured with 2,000 idle
+/// connections (release build), the process grows per connection by:
+/// 4.5 KiB with a 1 KiB buffer, 8.5 KiB with 4 KiB, 20.5 KiB with 16 KiB; a
+/// heap `Vec` costs the same as a stack buffer of its size (8.6 KiB for
+/// 4 KiB, 20.0 KiB for 16 KiB): the buffer's pages stay resident either
+/// way. 4 KiB keeps an idle connection within a 12 KiB budget and still
+/// moves a large transfer in page-sized reads.
+const BUF_SIZE: usize = 4096;
+
+/// The whole protocol: read what arrived, write it back, until EOF or error.
+fn echo(mut conn: TcpStream, _peer: SocketAddr) {
+    let mut buf = [0u8; BUF_SIZE];
+    loop {
+        let n = match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return, // EOF, reset...: the connection is over
+            Ok(n) => n,
+        };
+        if conn.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let opts = match Options::parse(std::env::args().skip(1)) {
+        Ok(opts) => opts,
+        Err(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(Some(msg)) => {
+            eprintln!("echo: {msg}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    StderrLogger::install();
+
+    let runtime = match greenio::Runtime::builder().hubs(opts.hubs).build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("echo: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.run(move || -> std::io::Result<()> {
+        // Listen for the stop signals before anything else, so that a
+        // SIGTERM arriving at any point from here on stops us cleanly.
+        let mut signals = Signals::new(&[SIGINT, SIGTERM])?;
+
+        let mut builder = Server::builder().name("echo").reuse_port(opts.reuse_port);
+        if let Some(n) = opts.max_conns {
+            builder = builder.max_connections(n);
+        }
+        let server = builder.bind(opts.listen.as_str(), echo)?;
+
+        let stop = server.handle();
+        greenio::spawn(move || {
+            if let Ok(sig) = signals.recv() {
+                eprintln!("echo: signal {sig}, stopping");
+                stop.stop(GRACE);
+            }
+        });
+
+        println!("listening on {}", server.local_addr()?);
+        std::io::stdout().flush()?;
+        server.serve()
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The command line and a tiny logger; nothing greenio-specific below.
+
+const USAGE: &str = "\
+usage: echo [--listen ADDR] [--hubs N] [--max-conns N] [--reuse-port]
+
+  --listen ADDR    address to listen on (default 127.0.0.1:7000; port 0 picks a free port)
+  --hubs N         OS threads serving connections (default 1)
+  --max-conns N    connections served at once (default: no limit)
+  --reuse-port     one SO_REUSEPORT listener per hub instead of one acceptor
+  -h, --help       this text
+
+Prints `listening on IP:PORT` once it accepts; SIGINT/SIGTERM stop it (exit 0).
+Log level from GREENIO_LOG (error, warn, info, debug; default warn).";
+
+struct Options {
+    listen: String,
+    hubs: usize,
+    max_conns: Option<usize>,
+    reuse_port: bool,
+}
+
+impl Options {
+    /// `Err(None)` asks for the usage text, `Err(Some(msg))` is a mistake.
+    fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Option<String>> {
+        let mut opts = Options {
+            listen: "127.0.0.1:7000".to_string(),
+            hubs: 1,
+            max_conns: None,
+            reuse_port: false,
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or(Some(format!("{name} needs a value")));
+            let number = |name: &str, v: String| -> Result<usize, Option<String>> {
+                match v.parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(Some(format!(
+                        "{name}: expected a positive number, got {v:?}"
+                    ))),
+                }
+            };
+            match arg.as_str() {
+                "-h" | "--help" => return Err(None),
+                "--listen" => opts.listen = value("--listen")?,
+                "--hubs" => opts.hubs = number("--hubs", value("--hubs")?)?,
+                "--max-conns" => {
+                    opts.max_conns = Some(number("--max-conns", value("--max-conns")?)?)
+                }
+                "--reuse-port" => opts.reuse_port = true,
+                other => return Err(Some(format!("unknown argument {other:?}"))),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+/// Prints `log` records to stderr, at the level named by `GREENIO_LOG`.
+struct StderrLogger;
+
+impl StderrLogger {
+    fn install() {
+        let level = match std::env::var("GREENIO_LOG").as_deref() {
+            Ok("error") => log::LevelFilter::Error,
+            Ok("info") => log::LevelFilter::Info,
+            Ok("debug") => log::LevelFilter::Debug,
+            Ok("trace") => log::LevelFilter::Trace,
+            Ok("off") => log::LevelFilter::Off,
+            _ => log::LevelFilter::Warn,
+        };
+        static LOGGER: StderrLogger = StderrLogger;
+        if log::set_logger(&LOGGER).is_ok() {
+            log::set_max_level(level);
+        }
+    }
+}
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!("echo: {}: {}", record.level(), record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
