@@ -242,3 +242,19 @@ fn spawn_outside_run_panics_with_a_clear_message() {
         .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
     assert!(msg.unwrap().contains("greenio::run"));
 }
+
+#[test]
+fn stack_mmap_failure_is_a_clear_error() {
+    greenio::run(|| {
+        // 1 PiB cannot be mapped: Builder::spawn reports it, spawn panics with it.
+        let err = greenio::Builder::new()
+            .stack_size(1 << 50)
+            .spawn(|| ())
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("cannot map"), "{msg}");
+        assert!(msg.contains("vm.max_map_count"), "{msg}");
+        // The hub keeps working afterwards.
+        assert_eq!(greenio::spawn(|| 3).join().unwrap(), 3);
+    });
+}
