@@ -11,5 +11,10 @@
 //! ```
 #![deny(missing_docs, missing_debug_implementations)]
 
+// The README's examples are compiled as doctests of the facade.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use greenio_net as net;
 pub use greenio_runtime::*;
