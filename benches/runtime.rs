@@ -135,23 +135,44 @@ fn unpark_latency(n: u64) -> f64 {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     if std::env::args().any(|a| a == "--spawn-only") {
-        let n = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+        let n = std::env::var("N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000_000);
         println!("spawn+join: {:.1} ns", green_spawn_join(n));
         return;
     }
     if std::env::args().any(|a| a == "--yield-only") {
-        let n = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000_000);
+        let n = std::env::var("N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000_000);
         println!("yield round trip: {:.1} ns", green_yield(n));
         return;
     }
     let rounds = if quick { 3 } else { 7 };
     let scale = if quick { 1 } else { 4 };
     let mut rows = vec![
-        Row { name: "raw corosensei resume+suspend", samples: vec![] },
-        Row { name: "green yield round trip", samples: vec![] },
-        Row { name: "green spawn+join (empty)", samples: vec![] },
-        Row { name: "std::thread spawn+join", samples: vec![] },
-        Row { name: "unpark from OS thread -> run", samples: vec![] },
+        Row {
+            name: "raw corosensei resume+suspend",
+            samples: vec![],
+        },
+        Row {
+            name: "green yield round trip",
+            samples: vec![],
+        },
+        Row {
+            name: "green spawn+join (empty)",
+            samples: vec![],
+        },
+        Row {
+            name: "std::thread spawn+join",
+            samples: vec![],
+        },
+        Row {
+            name: "unpark from OS thread -> run",
+            samples: vec![],
+        },
     ];
     for _ in 0..rounds {
         rows[0].samples.push(raw_corosensei(2_000_000 * scale));
@@ -176,5 +197,8 @@ fn main() {
         y / raw,
         2.0 * raw + 10.0
     );
-    println!("std::thread spawn+join / green spawn+join: {:.0}x (target >= 10x; green target < 150 ns)", os / sj);
+    println!(
+        "std::thread spawn+join / green spawn+join: {:.0}x (target >= 10x; green target < 150 ns)",
+        os / sj
+    );
 }

@@ -198,7 +198,7 @@ fn nested_neither_fires() {
 fn timeout_interrupts_join_and_park() {
     greenio::run(|| {
         let h = greenio::spawn(|| greenio::sleep(Duration::from_secs(3600)));
-        let r = greenio::timeout(Duration::from_millis(5), || greenio::park());
+        let r = greenio::timeout(Duration::from_millis(5), greenio::park);
         assert!(r.is_err());
         let h2 = greenio::spawn(|| ());
         assert!(greenio::timeout(Duration::from_millis(5), move || h.join()).is_err());

@@ -138,7 +138,8 @@ fn main() {
         Ok(other) => panic!("unknown case {other}"),
         Err(_) => {}
     }
-    let checks: [(&str, fn() -> Result<(), String>); 3] = [
+    type Check = fn() -> Result<(), String>;
+    let checks: [(&str, Check); 3] = [
         (
             "stack_overflow_prints_name_and_size_then_aborts",
             check_overflow,
