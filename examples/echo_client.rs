@@ -49,6 +49,16 @@
 //! sent count as an error and drop that connection. Nothing a server does
 //! makes the client panic.
 //!
+//! # Output
+//!
+//! Connections established, messages measured, msg/s and MB/s (payload, each
+//! way), latency p50/p99/p99.9/max in µs (from a log-bucket histogram with
+//! under 1% error), errors by kind, with `--server-pid` the server's CPU µs
+//! per message (user and system), and the client's own CPU use. In paced mode
+//! it also tells how late the client released its ticks: a lag far below the
+//! reported latencies means the tail is the server's, not the client's (a
+//! busy machine shows up here first).
+//!
 //! Exit status: 0 after a run, 1 if no connection could be made, 2 for a bad
 //! command line.
 
@@ -83,7 +93,7 @@ Load generator for an echo server (one thread, mio).
   -h, --help         this text";
 
 /// Most connections opening at once (connecting, or waiting for the echo of
-/// their first message); below the 128 of `std::net`'s listen backlog.
+/// their first message): no more than `std::net`'s listen backlog of 128.
 const MAX_CONNECTING: usize = 128;
 /// Bound on the whole connect phase.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -829,6 +839,13 @@ impl Client {
             let due = (self.opts.rate * pace.ticks as f64 / 1000.0) as u64;
             let at = pace.next_tick;
             pace.next_tick += TICK_PERIOD;
+            if self.is_measured(at) {
+                let lag = now.saturating_duration_since(at);
+                pace.max_lag = pace.max_lag.max(lag);
+                if lag > TICK_PERIOD {
+                    pace.late_ticks += 1;
+                }
+            }
             let n = self.conns.len();
             let mut touched = Vec::new();
             while pace.released < due {
@@ -871,6 +888,12 @@ struct Pace {
     released: u64,
     /// Next connection to deal a message to.
     cursor: usize,
+    /// Largest delay, in the measured window, between a tick's instant and
+    /// the client releasing its messages: the client's own share of the
+    /// latency tail (it should stay well under the latencies reported).
+    max_lag: Duration,
+    /// Ticks in the measured window released more than one tick late.
+    late_ticks: u64,
 }
 
 /// Completion of a non-blocking connect: `None` while it is in progress.
@@ -895,6 +918,9 @@ struct Report {
     server: Option<(Duration, Duration)>,
     /// This process's CPU used in the window.
     client_cpu: Duration,
+    /// Paced mode: the largest tick lag and the count of late ticks (see
+    /// [`Pace`]).
+    pacing: Option<(Duration, u64)>,
 }
 
 /// Parses the command line and runs the load; see the module docs.
@@ -983,6 +1009,8 @@ fn run(opts: Options) -> io::Result<ExitCode> {
         ticks: 0,
         released: 0,
         cursor: 0,
+        max_lag: Duration::ZERO,
+        late_ticks: 0,
     };
 
     // Bounded in time: the window ends at most `--warmup` + `--secs` from now.
@@ -1049,6 +1077,7 @@ fn run(opts: Options) -> io::Result<ExitCode> {
         window: end.saturating_duration_since(window_start),
         server,
         client_cpu: own_cpu().saturating_sub(client.own_cpu_start),
+        pacing: paced.then_some((pace.max_lag, pace.late_ticks)),
     };
     let out = if client.opts.json {
         json_report(&client, &report)
@@ -1150,6 +1179,13 @@ fn text_report(client: &Client, report: &Report) -> String {
         );
     }
     let _ = write!(out, "client    {:.0}% of a CPU", f.client_pct);
+    if let Some((lag, late)) = report.pacing {
+        let _ = write!(
+            out,
+            ", ticks released at most {:.1} µs late ({late} more than a tick late)",
+            lag.as_secs_f64() * 1e6
+        );
+    }
     out
 }
 
@@ -1176,7 +1212,8 @@ fn json_report(client: &Client, report: &Report) -> String {
             "\"messages\":{},\"msg_per_s\":{:.1},\"mb_per_s\":{:.3},",
             "\"latency_us\":{{\"p50\":{:.1},\"p99\":{:.1},\"p999\":{:.1},\"max\":{:.1},\"mean\":{:.1}}},",
             "\"errors\":{},\"connect_errors\":{},\"eof_errors\":{},\"io_errors\":{},",
-            "\"extra_errors\":{},\"mismatches\":{},\"server_cpu\":{},\"client_cpu_pct\":{:.1}}}"
+            "\"extra_errors\":{},\"mismatches\":{},\"server_cpu\":{},\"client_cpu_pct\":{:.1},",
+            "\"tick_lag_max_us\":{},\"late_ticks\":{}}}"
         ),
         o.addr,
         if o.rate > 0.0 { "paced" } else { "closed" },
@@ -1203,6 +1240,12 @@ fn json_report(client: &Client, report: &Report) -> String {
         s.mismatches,
         server,
         f.client_pct,
+        report
+            .pacing
+            .map_or("null".to_owned(), |(lag, _)| format!("{:.1}", lag.as_secs_f64() * 1e6)),
+        report
+            .pacing
+            .map_or("null".to_owned(), |(_, late)| late.to_string()),
     )
 }
 

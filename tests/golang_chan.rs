@@ -320,12 +320,15 @@ fn select_fairness() {
         let (out_tx, out) = bounded::<u8>(0);
         let (done_tx, done) = bounded::<u8>(0);
         greenio::spawn(move || loop {
-            let b = Select::new()
-                .recv(&c3, |b| b.unwrap())
-                .recv(&c4, |b| b.unwrap())
-                .recv(&c1, |b| b.unwrap())
-                .recv(&c2, |b| b.unwrap())
-                .wait();
+            let Some(b) = Select::new()
+                .recv(&c3, |b| b.ok())
+                .recv(&c4, |b| b.ok())
+                .recv(&c1, |b| b.ok())
+                .recv(&c2, |b| b.ok())
+                .wait()
+            else {
+                return;
+            };
             let stop = Select::new()
                 .send(&out_tx, b, |_| false)
                 .recv(&done, |_| true)

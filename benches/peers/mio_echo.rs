@@ -47,7 +47,7 @@ mod common;
 use std::io::{self, ErrorKind, Read, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -129,24 +129,24 @@ fn serve(addr: std::net::SocketAddr, buf_size: usize) -> io::Result<()> {
     let mut events = Events::with_capacity(1024);
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
-    // Set while accepting is paused after EMFILE/ENFILE: the listener's edge
-    // was consumed, so the loop must come back and accept again by itself.
-    let mut accept_paused = false;
+    // When accepting resumes after EMFILE/ENFILE: the listener's edge was
+    // consumed, so the loop must come back and accept again by itself.
+    let mut accept_retry: Option<Instant> = None;
 
     loop {
-        let timeout = accept_paused.then_some(ACCEPT_BACKOFF);
+        let timeout = accept_retry.map(|at| at.saturating_duration_since(Instant::now()));
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
-        if accept_paused && events.is_empty() {
-            accept_paused = accept_all(&listener, &poll, &mut conns, &mut free, buf_size);
+        if accept_retry.is_some_and(|at| Instant::now() >= at) {
+            accept_retry = accept_all(&listener, &poll, &mut conns, &mut free, buf_size);
         }
         for event in events.iter() {
             match event.token() {
                 LISTENER => {
-                    accept_paused = accept_all(&listener, &poll, &mut conns, &mut free, buf_size);
+                    accept_retry = accept_all(&listener, &poll, &mut conns, &mut free, buf_size);
                 }
                 STOP => {
                     drop(waker);
@@ -172,23 +172,23 @@ fn serve(addr: std::net::SocketAddr, buf_size: usize) -> io::Result<()> {
     }
 }
 
-/// Accepts every pending connection. Returns true when accepting must pause
-/// because the process ran out of file descriptors.
+/// Accepts every pending connection. Returns when to try again if accepting
+/// must pause because the process ran out of file descriptors.
 fn accept_all(
     listener: &TcpListener,
     poll: &Poll,
     conns: &mut Vec<Option<Conn>>,
     free: &mut Vec<usize>,
     buf_size: usize,
-) -> bool {
+) -> Option<Instant> {
     loop {
         let mut stream = match listener.accept() {
             Ok((stream, _)) => stream,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                 eprintln!("peer_mio_echo: accept: {e}; pausing {ACCEPT_BACKOFF:?}");
-                return true;
+                return Some(Instant::now() + ACCEPT_BACKOFF);
             }
             // ECONNABORTED and the like concern one connection only.
             Err(_) => continue,

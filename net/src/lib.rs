@@ -115,8 +115,11 @@ mod udp;
 pub mod unix;
 
 pub use dns::{lookup_host, ToSocketAddrs};
+pub mod lines;
+pub use lines::{Line, LineReader};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};
+pub mod reactor;
 pub mod server;
 pub use server::{Server, ServerBuilder, ServerHandle};

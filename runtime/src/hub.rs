@@ -877,6 +877,7 @@ impl Hub {
             || !self.ready.is_empty()
             || self.timers.borrow().len() > 0
             || self.external_waits.get() > 0
+            || self.io.borrow().has_callbacks()
             || self.shared.unparkers.load(Ordering::SeqCst) > 0
             || self.rt.hubs().len() > 1
             || self.rt.blocking.busy() > 0

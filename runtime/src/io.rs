@@ -179,6 +179,9 @@ pub(crate) struct IoSlab {
     chunks: Vec<Box<[Entry; CHUNK]>>,
     free: Vec<u32>,
     live: usize,
+    /// Live entries with a callback: events may still run code that wakes
+    /// green threads, so the hub is not deadlocked while this is non-zero.
+    callbacks: usize,
 }
 
 impl IoSlab {
@@ -216,11 +219,19 @@ impl IoSlab {
         *e.more.borrow_mut() = Vec::new();
         self.free.push(index);
         self.live -= 1;
+        if cb.is_some() {
+            self.callbacks -= 1;
+        }
         cb
     }
 
     pub(crate) fn len(&self) -> usize {
         self.live
+    }
+
+    /// Whether some live source has a callback (the deadlock check).
+    pub(crate) fn has_callbacks(&self) -> bool {
+        self.callbacks > 0
     }
 
     #[inline]
@@ -607,10 +618,15 @@ impl Registration {
     ///
     /// `Other` when called from another hub than the registration's.
     pub fn set_callback(&self, cb: Option<IoCallback>) -> io::Result<()> {
-        let (_, e) = self
+        let (hub, e) = self
             .entry()
             .ok_or_else(|| io::Error::other("greenio: set_callback from another hub"))?;
+        let added = cb.is_some();
         let old = std::mem::replace(&mut *e.callback.borrow_mut(), cb);
+        {
+            let mut io = hub.io.borrow_mut();
+            io.callbacks = io.callbacks + usize::from(added) - usize::from(old.is_some());
+        }
         drop(old);
         Ok(())
     }
@@ -634,6 +650,9 @@ impl Drop for Registration {
                 let cb = {
                     let mut io = hub.io.borrow_mut();
                     let cb = io.get(self.index, self.gen).and_then(|e| e.callback.take());
+                    if cb.is_some() {
+                        io.callbacks -= 1;
+                    }
                     io.release(self.index, self.gen);
                     cb
                 };

@@ -82,3 +82,212 @@ pub fn raise_fd_limit() -> u64 {
     }
     lim.rlim_cur
 }
+
+/// A built example (`target/<profile>/examples/NAME`) running as a child
+/// process: its first stdout line must be `listening on IP:PORT`; its
+/// stderr is collected; it is killed on drop if the test fails half-way.
+///
+/// `cargo test` builds the examples first; when running one test file
+/// alone, build them with `cargo build --examples`.
+pub struct Example {
+    name: String,
+    child: std::process::Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The address from the `listening on` line.
+    pub addr: std::net::SocketAddr,
+}
+
+/// Path of the built example `name`, next to the test binary:
+/// target/<profile>/deps/TEST-HASH -> target/<profile>/examples/NAME.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = dir.join("examples").join(name);
+    assert!(
+        bin.exists(),
+        "{} not found: build it with `cargo build --example {name}` (plain `cargo test` does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Bound on waits for a child process (start, exit, output).
+pub const PROCESS_LIMIT: Duration = Duration::from_secs(30);
+
+impl Example {
+    /// Starts example `name` with `args` and waits (at most
+    /// [`PROCESS_LIMIT`]) for its `listening on IP:PORT` line.
+    pub fn start(name: &str, args: &[&str]) -> Example {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(example_binary(name))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the {name} example: {e}"));
+        let out = child.stdout.take().expect("piped stdout");
+        let err = child.stderr.take().expect("piped stderr");
+        let (tx, stdout) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = stderr.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let first = match stdout.recv_timeout(PROCESS_LIMIT) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let errors = stderr.lock().unwrap().join("\n");
+                panic!("{name} printed no line within {PROCESS_LIMIT:?}; stderr:\n{errors}");
+            }
+        };
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: expected `listening on IP:PORT`, got {first:?}"));
+        Example {
+            name: name.to_string(),
+            child,
+            stdout,
+            stderr,
+            addr,
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends signal `sig` to the child.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill takes no pointers; the pid is our live child's.
+        let r = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+        assert_eq!(r, 0, "kill({}, {sig})", self.child.id());
+    }
+
+    /// Waits (at most [`PROCESS_LIMIT`]) for the child to exit.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + PROCESS_LIMIT;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} did not exit within {PROCESS_LIMIT:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stdout lines after the `listening on` one, up to now.
+    pub fn more_stdout(&self) -> Vec<String> {
+        self.stdout.try_iter().collect()
+    }
+
+    /// Everything the child wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Waits (at most [`PROCESS_LIMIT`]) until a stderr line contains
+    /// `needle`, and returns that line.
+    pub fn wait_stderr(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + PROCESS_LIMIT;
+        loop {
+            if let Some(l) = self
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return l.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: no stderr line with {needle:?} within {PROCESS_LIMIT:?}; stderr:\n{}",
+                self.name,
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The child's resident set size in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs example `name` to completion with `args` (for `--help`, bad
+/// arguments, clients) and returns its exit status, stdout and stderr;
+/// fails the test if it runs longer than [`PROCESS_LIMIT`].
+pub fn run_example(name: &str, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(example_binary(name))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start the {name} example: {e}"));
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let deadline = std::time::Instant::now() + PROCESS_LIMIT;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name} {args:?} did not exit within {PROCESS_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (status, out.join().unwrap(), err.join().unwrap())
+}

@@ -1834,9 +1834,7 @@ impl Tracker {
             }
             let w = Waiter::prepare();
             self.waiters.borrow_mut().push(w.clone());
-            if w.wait(deadline, WaitReason::external("reactor connections"))
-                == Wake::TimedOut
-            {
+            if w.wait(deadline, WaitReason::external("reactor connections")) == Wake::TimedOut {
                 return self.live.get() == 0;
             }
         }

@@ -79,10 +79,27 @@ struct State<T> {
     rx_gone: bool,
 }
 
+/// Who sent a rendezvous message: a rendezvous needs two parties, so its
+/// sender never receives it back (say, in its next `Select`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Party {
+    Green(u64),
+    Os(std::thread::ThreadId),
+}
+
+impl Party {
+    fn current() -> Party {
+        crate::hub::with_current_task(|_, t| Party::Green(t.header().id))
+            .unwrap_or_else(|| Party::Os(std::thread::current().id()))
+    }
+}
+
 /// A message waiting in a rendezvous channel.
 struct Pending {
     /// Increasing; identifies the message for its sender.
     ticket: u64,
+    /// Its sender.
+    from: Party,
     /// The blocked sender to wake when the message is taken (`None` for a
     /// message put by `try_send`, whose sender has already returned).
     sender: Option<Waiter>,
@@ -117,6 +134,7 @@ impl<T> State<T> {
                 let ticket = self.take_ticket();
                 self.pending.push_back(Pending {
                     ticket,
+                    from: Party::current(),
                     sender: None,
                 });
             }
@@ -128,29 +146,43 @@ impl<T> State<T> {
         Ok(())
     }
 
-    /// Pops the oldest message and wakes whoever waits for its room.
+    /// Pops the oldest message and wakes whoever waits for its room. In a
+    /// rendezvous, messages the caller sent itself are skipped.
     fn try_pop(&mut self, cap: Option<usize>) -> Result<T, TryRecvError> {
-        match self.buf.pop_front() {
-            Some(m) => {
-                match cap {
-                    None => {}
-                    Some(0) => {
-                        if let Some(Pending {
-                            sender: Some(w), ..
-                        }) = self.pending.pop_front()
-                        {
-                            w.wake();
-                        }
-                    }
-                    Some(_) => {
-                        self.send_q.wake_one();
-                    }
-                }
-                Ok(m)
+        let msg = if cap == Some(0) {
+            self.pop_rendezvous()
+        } else {
+            let m = self.buf.pop_front();
+            if m.is_some() && cap.is_some() {
+                self.send_q.wake_one();
             }
+            m
+        };
+        match msg {
+            Some(m) => Ok(m),
             None if self.tx_gone => Err(TryRecvError::Disconnected),
             None => Err(TryRecvError::Empty),
         }
+    }
+
+    /// Takes the oldest rendezvous message from another party and wakes
+    /// its blocked sender.
+    fn pop_rendezvous(&mut self) -> Option<T> {
+        let i = self.other_party_message()?;
+        let p = self.pending.remove(i)?;
+        if let Some(w) = p.sender {
+            w.wake();
+        }
+        self.buf.remove(i)
+    }
+
+    /// The index of the first rendezvous message the caller did not send.
+    fn other_party_message(&self) -> Option<usize> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let me = Party::current();
+        self.pending.iter().position(|p| p.from != me)
     }
 
     fn take_ticket(&mut self) -> u64 {
@@ -170,8 +202,13 @@ impl<T> State<T> {
         self.buf.remove(i)
     }
 
-    fn recv_ready(&self) -> bool {
-        !self.buf.is_empty() || self.tx_gone
+    fn recv_ready(&self, cap: Option<usize>) -> bool {
+        self.tx_gone
+            || if cap == Some(0) {
+                self.other_party_message().is_some()
+            } else {
+                !self.buf.is_empty()
+            }
     }
 
     /// Whether a send would succeed now. For a rendezvous, `me` (a
@@ -280,6 +317,7 @@ impl<T> Chan<T> {
             s.buf.push_back(msg);
             s.pending.push_back(Pending {
                 ticket,
+                from: Party::current(),
                 sender: Some(w.clone()),
             });
             s.recv_q.wake_one();
@@ -352,7 +390,7 @@ impl<T> Chan<T> {
     /// Queues `w` for a message unless one is ready; `false` if ready.
     pub(crate) fn register_recv(&self, w: &Waiter) -> bool {
         let mut s = lock(&self.state);
-        if s.recv_ready() {
+        if s.recv_ready(self.cap) {
             return false;
         }
         s.register_recv(self.cap, w);
@@ -380,7 +418,7 @@ impl<T> Chan<T> {
     /// Passes a wakeup on to a parked receiver if a message is waiting.
     pub(crate) fn nudge_recv(&self) {
         let mut s = lock(&self.state);
-        if s.recv_ready() {
+        if s.recv_ready(self.cap) {
             s.recv_q.wake_one();
         }
     }

@@ -8,8 +8,8 @@
 //! channels of different message types mix freely, and no macro grammar
 //! has to be learnt.
 //!
-//! `wait` tries every branch without blocking, starting from a random one
-//! (so no branch is starved when several are ready). If none is ready it
+//! `wait` tries every branch without blocking, in a random order (so no
+//! branch is starved when several are ready). If none is ready it
 //! prepares one [`Waiter`] and queues it on every channel (each queue
 //! re-checks readiness under its lock, so nothing slips in between), parks,
 //! takes its token back out of every queue, and tries again. A select woken
@@ -321,21 +321,24 @@ impl<'a, R> Select<'a, R> {
         );
         let deadline = self.timeout.as_ref().and_then(|t| t.0);
         let mut woken = false;
+        let mut order: Vec<usize> = (0..n).collect();
         loop {
-            if n > 0 {
-                let start = random_below(n);
-                for k in 0..n {
-                    let i = (start + k) % n;
-                    if let Some(r) = self.branches[i].try_fire() {
-                        if woken {
-                            for (j, b) in self.branches.iter().enumerate() {
-                                if j != i {
-                                    b.nudge();
-                                }
+            // A fresh random order every round, as Go does: with a rotating
+            // start, a branch listed after a never-ready one would win
+            // twice as often.
+            for k in (1..n).rev() {
+                order.swap(k, random_below(k + 1));
+            }
+            for &i in &order {
+                if let Some(r) = self.branches[i].try_fire() {
+                    if woken {
+                        for (j, b) in self.branches.iter().enumerate() {
+                            if j != i {
+                                b.nudge();
                             }
                         }
-                        return r;
                     }
+                    return r;
                 }
             }
             if let Some(f) = self.default.take() {
