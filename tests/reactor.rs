@@ -947,3 +947,105 @@ mod chat_callback {
         assert_eq!(st.code(), Some(0), "{st:?}");
     }
 }
+
+// ----- out of descriptors ------------------------------------------------------
+
+const CHILD_ENV: &str = "GREENIO_REACTOR_CHILD";
+
+/// Runs `body` if this process is the child for `name`; otherwise runs that
+/// child (this test binary, filtered to `name`) and asserts it passed.
+/// Descriptor limits are per process, so the EMFILE test runs alone.
+fn in_child(name: &str, body: impl FnOnce()) {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
+        body();
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child {name} did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut out);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(status.success(), "child {name}: {status:?}\n{out}\n{err}");
+}
+
+#[test]
+fn out_of_descriptors_the_listener_backs_off_and_accepts_again() {
+    in_child(
+        "out_of_descriptors_the_listener_backs_off_and_accepts_again",
+        || {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            // SAFETY: a valid rlimit; lowering our own limit is always allowed.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+            greenio::run(|| {
+                struct Counting(Rc<Cell<u32>>);
+                impl reactor::Accept for Counting {
+                    type Handler = Echo;
+                    fn handle_accept(&mut self, _peer: SocketAddr) -> Option<Echo> {
+                        Some(Echo { buf: [0; 4096] })
+                    }
+                    fn handle_error(&mut self, err: &std::io::Error) {
+                        assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
+                        self.0.set(self.0.get() + 1);
+                    }
+                }
+                let errors = Rc::new(Cell::new(0));
+                let l = reactor::listen(any_port(), Counting(errors.clone())).unwrap();
+                // The handshake completes in the kernel's backlog; the
+                // reactor has not run yet (this green thread has not parked).
+                let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+                let mut c = TcpStream::from_std(c).unwrap();
+                c.set_read_timeout(Some(LONG)).unwrap();
+
+                let mut hog = Vec::new();
+                loop {
+                    match std::fs::File::open("/dev/null") {
+                        Ok(f) => hog.push(f),
+                        Err(e) => {
+                            assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+                            break;
+                        }
+                    }
+                }
+                // accept fails, the listener backs off and retries (bounded
+                // wait: never a spin, never a give-up).
+                for _ in 0..2000 {
+                    if errors.get() >= 3 {
+                        break;
+                    }
+                    greenio::sleep(Duration::from_millis(5));
+                }
+                assert!(errors.get() >= 3, "{} accept errors", errors.get());
+                assert_eq!(l.connections(), 0);
+
+                drop(hog);
+                c.write_all(b"back").unwrap();
+                assert_eq!(read_exactly(&mut c, 4), b"back");
+                assert_eq!(l.connections(), 1);
+            });
+        },
+    );
+}

@@ -43,9 +43,22 @@ use std::fmt;
 use std::io;
 use std::ops::{Deref, DerefMut};
 
-use super::dispatcher::{Context, Handler, Shared};
+use super::handler::{Context, Handler};
+use super::shared::Shared;
 
 /// The default limit of one record: 64 KiB.
+///
+/// # Examples
+///
+/// ```
+/// use greenio::net::reactor::{AsyncChat, ChatContext, ChatHandler, DEFAULT_MAX_RECORD};
+///
+/// struct Nop;
+/// impl ChatHandler for Nop {
+///     fn found_terminator(&mut self, _: &mut ChatContext<'_>, _: &[u8]) {}
+/// }
+/// let _h = AsyncChat::new(Nop).max_record(16 * DEFAULT_MAX_RECORD);
+/// ```
 pub const DEFAULT_MAX_RECORD: usize = 64 * 1024;
 /// Size of the read buffer of an [`AsyncChat`].
 const READ_SIZE: usize = 16 * 1024;
@@ -81,8 +94,22 @@ pub enum Terminator {
 
 impl Terminator {
     /// Lines ending in `\n`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenio::net::reactor::Terminator;
+    /// assert_eq!(Terminator::LF, Terminator::bytes(b"\n"));
+    /// ```
     pub const LF: Terminator = Terminator::Bytes(Cow::Borrowed(b"\n"));
     /// Lines ending in `\r\n`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenio::net::reactor::Terminator;
+    /// assert_eq!(Terminator::CRLF, Terminator::bytes(b"\r\n"));
+    /// ```
     pub const CRLF: Terminator = Terminator::Bytes(Cow::Borrowed(b"\r\n"));
 
     /// A byte-string terminator.

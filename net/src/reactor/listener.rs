@@ -32,12 +32,28 @@ use std::time::{Duration, Instant};
 use greenio_runtime::io::{IoCallback, Ready, Registration};
 use mio::Interest;
 
-use super::dispatcher::{self, panic_message, spawn_task, Handler, Start, Tracker};
+use greenio_runtime::wait::{WaitReason, Waiter, Wake};
+
+use super::dispatcher::{self, panic_message, Channel, Start};
+use super::handler::Handler;
+use super::shared::spawn_task;
 
 /// Connections one listener run accepts before yielding to other work.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(greenio::net::reactor::ACCEPT_BUDGET, 128);
+/// ```
 pub const ACCEPT_BUDGET: usize = 128;
 /// How long accepting pauses after running out of file descriptors or
 /// memory.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(greenio::net::reactor::ACCEPT_BACKOFF.as_millis(), 50);
+/// ```
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// asyncore's `handle_accept`: makes the handler of each accepted
@@ -488,6 +504,73 @@ impl<A: Accept> Inner<A> {
             Some(self.tracker.clone()),
         ) {
             log::warn!("greenio reactor: cannot register a connection from {peer}: {e}");
+        }
+    }
+}
+
+/// The live connections of one listener, for counting and for a graceful
+/// shutdown.
+#[derive(Default)]
+pub(crate) struct Tracker {
+    /// Connections whose handler is not yet dropped.
+    live: Cell<usize>,
+    /// Every connection since the last prune (dead ones fail to upgrade).
+    conns: RefCell<Vec<Weak<dyn Channel>>>,
+    /// Green threads waiting for `live` to reach zero.
+    waiters: RefCell<Vec<Waiter>>,
+}
+
+impl Tracker {
+    pub(super) fn add(&self, c: Weak<dyn Channel>) {
+        self.live.set(self.live.get() + 1);
+        let mut conns = self.conns.borrow_mut();
+        if conns.len() >= 2 * self.live.get() + 16 {
+            conns.retain(|w| w.strong_count() > 0);
+        }
+        conns.push(c);
+    }
+
+    pub(super) fn done(&self) {
+        let n = self.live.get().saturating_sub(1);
+        self.live.set(n);
+        if n == 0 {
+            let ws = std::mem::take(&mut *self.waiters.borrow_mut());
+            for w in ws {
+                w.wake();
+            }
+        }
+    }
+
+    /// Connections whose handler is still alive.
+    pub(crate) fn live(&self) -> usize {
+        self.live.get()
+    }
+
+    /// Aborts every live connection.
+    pub(crate) fn abort_all(&self) {
+        let all: Vec<Rc<dyn Channel>> = self
+            .conns
+            .borrow()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for c in all {
+            c.shared().abort();
+        }
+    }
+
+    /// Parks the calling green thread until no connection is live or
+    /// `deadline` passes; returns whether none is live.
+    pub(crate) fn wait_idle(&self, deadline: Option<Instant>) -> bool {
+        loop {
+            if self.live.get() == 0 {
+                return true;
+            }
+            let w = Waiter::prepare();
+            self.waiters.borrow_mut().push(w.clone());
+            if w.wait(deadline, WaitReason::external("reactor connections")) == Wake::TimedOut {
+                return self.live.get() == 0;
+            }
         }
     }
 }

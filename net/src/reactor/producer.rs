@@ -69,6 +69,15 @@ impl<F: FnMut() -> Option<Vec<u8>>> Producer for F {
 }
 
 /// The default chunk size of [`BytesProducer`]: 16 KiB.
+///
+/// # Examples
+///
+/// ```
+/// use greenio::net::reactor::{BytesProducer, Producer, DEFAULT_CHUNK};
+///
+/// let mut p = BytesProducer::new(vec![0u8; 3 * DEFAULT_CHUNK]);
+/// assert_eq!(p.more().unwrap().len(), DEFAULT_CHUNK);
+/// ```
 pub const DEFAULT_CHUNK: usize = 16 * 1024;
 
 /// A producer over a byte buffer that hands it out in fixed-size chunks

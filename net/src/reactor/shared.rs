@@ -1,0 +1,754 @@
+//! The handler-independent half of a connection: the socket, its readiness
+//! flags, the output queue, and every syscall and state change that a
+//! [`Context`](super::Context) or [`Handle`](super::Handle) makes. The
+//! handler-dependent half, the run that calls the handler, is in
+//! `dispatcher.rs`.
+//!
+//! All of it is touched only on the hub's thread. The flags are one
+//! `Cell<u32>` ([`Shared::flags`]); each is documented with who sets and
+//! clears it. The socket and the output queue sit in one `RefCell`
+//! ([`Io`]) borrowed for one syscall or one queue operation at a time,
+//! never while user code (a handler, a producer) runs.
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::Shutdown;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use greenio_runtime::io::{Ready, Registration};
+use mio::net::TcpStream;
+
+use super::dispatcher::Channel;
+use super::listener::Tracker;
+use super::producer::{Next, Output, Producer};
+
+/// Bytes one run of a connection reads before it yields to other work.
+///
+/// # Examples
+///
+/// ```
+/// // A handler's recv loop ends (WouldBlock) after this much in one run;
+/// // it is called again after other connections had their turn.
+/// assert_eq!(greenio::net::reactor::READ_BUDGET, 256 * 1024);
+/// ```
+pub const READ_BUDGET: usize = 256 * 1024;
+/// Bytes one run of a connection writes from its output queue before it
+/// yields to other work.
+///
+/// # Examples
+///
+/// ```
+/// // A 10 MB producer reply goes out in runs of at most this much.
+/// assert_eq!(greenio::net::reactor::WRITE_BUDGET, 256 * 1024);
+/// ```
+pub const WRITE_BUDGET: usize = 256 * 1024;
+/// Default output limit: pushed bytes a connection may hold unsent (1 MiB).
+///
+/// # Examples
+///
+/// ```
+/// use greenio::net::reactor::{Context, Handler, DEFAULT_OUTPUT_LIMIT};
+///
+/// struct Roomy;
+/// impl Handler for Roomy {
+///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
+///         cx.set_output_limit(4 * DEFAULT_OUTPUT_LIMIT);
+///     }
+/// }
+/// ```
+pub const DEFAULT_OUTPUT_LIMIT: usize = 1 << 20;
+/// Default high-water mark: reading pauses while more than this is waiting
+/// to be sent (64 KiB).
+///
+/// # Examples
+///
+/// ```
+/// use greenio::net::reactor::{Context, Handler, DEFAULT_HIGH_WATER};
+///
+/// struct Bulk;
+/// impl Handler for Bulk {
+///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
+///         cx.set_high_water(8 * DEFAULT_HIGH_WATER);
+///     }
+/// }
+/// ```
+pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+/// How long a gracefully closed connection waits for the peer's EOF.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(greenio::net::reactor::LINGER, std::time::Duration::from_secs(2));
+/// ```
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// Producer calls per run before it yields (guards against producers that
+/// return empty chunks forever).
+pub(super) const PULL_BUDGET: u32 = 256;
+/// Bytes a lingering connection discards per run before giving up on the
+/// peer and closing.
+pub(super) const LINGER_DISCARD: usize = 64 * 1024;
+
+// ----- state flags ----------------------------------------------------------
+//
+// One `Cell<u32>` per connection. Set and cleared only on the hub thread.
+
+/// A read may not block: set by READABLE events, cleared by `WouldBlock`, by
+/// a short read (unless `HUP`), and at EOF.
+pub(super) const READABLE: u32 = 1 << 0;
+/// A write may not block: set by WRITABLE events, cleared by `WouldBlock`
+/// or a short write.
+pub(super) const WRITABLE: u32 = 1 << 1;
+/// An event carried the peer's FIN: read on until EOF (no short-read
+/// shortcut, no further edge will come).
+pub(super) const HUP: u32 = 1 << 2;
+/// An event carried a socket error: fetch it with `take_error`.
+pub(super) const SOCKERR: u32 = 1 << 3;
+/// Outgoing connect not yet confirmed.
+pub(super) const CONNECTING: u32 = 1 << 4;
+/// Connected, `handle_connect` not yet called.
+pub(super) const FRESH: u32 = 1 << 5;
+/// The handler paused reading.
+pub(super) const PAUSED: u32 = 1 << 6;
+/// Call `handle_read` once reading is allowed again, readable or not (the
+/// handler may hold buffered input).
+pub(super) const MISSED: u32 = 1 << 7;
+/// `recv` returned data during the current `handle_read` call.
+pub(super) const PROGRESS: u32 = 1 << 8;
+/// `recv` returned 0: the peer sent everything.
+pub(super) const EOF: u32 = 1 << 9;
+/// `handle_eof` was called.
+pub(super) const EOF_SEEN: u32 = 1 << 10;
+/// Graceful close requested: no more reads or pushes; close when the
+/// output queue is empty.
+pub(super) const CLOSING: u32 = 1 << 11;
+/// The handler's life is over: socket closed (or lingering), no reads or
+/// writes through the handler any more.
+pub(super) const CLOSED: u32 = 1 << 12;
+/// `handle_error`/`handle_close` still to be delivered.
+pub(super) const NOTIFY: u32 = 1 << 13;
+/// `handle_close` delivery has started (never delivered twice).
+pub(super) const NOTIFIED: u32 = 1 << 14;
+/// The handler has been dropped.
+pub(super) const DONE: u32 = 1 << 15;
+/// Inside `run`: the handler is borrowed.
+pub(super) const BUSY: u32 = 1 << 16;
+/// A scheduled run is pending.
+pub(super) const SCHEDULED: u32 = 1 << 17;
+/// A budget ran out: run again after the next poll.
+pub(super) const MORE: u32 = 1 << 18;
+/// Shut down for writing, discarding input until the peer's EOF.
+pub(super) const LINGER_ON: u32 = 1 << 19;
+/// The output queue is not empty. Mirrors `io.out` (see `Shared::sync_out`)
+/// so that the per-message path reads flags instead of borrowing the queue.
+pub(super) const QUEUED: u32 = 1 << 20;
+/// More than the high-water mark waits in the output queue: reading pauses.
+/// Mirrors `io.out` like `QUEUED`.
+pub(super) const OVER: u32 = 1 << 21;
+
+/// The socket side of a connection. Borrowed only for one syscall or queue
+/// operation at a time, never while user code runs.
+pub(super) struct Io {
+    /// The socket; `None` once closed.
+    pub(super) sock: Option<TcpStream>,
+    /// Its registration with the hub (which holds our callback); `None`
+    /// once closed.
+    pub(super) reg: Option<Registration>,
+    /// The output FIFO.
+    pub(super) out: Output,
+}
+
+/// The handler-independent state of a connection. Touched only on its hub's
+/// thread.
+pub(crate) struct Shared {
+    /// This connection as a type-erased channel, for scheduling runs and
+    /// making handles.
+    pub(super) me: Weak<dyn Channel>,
+    /// The `READABLE`..`OVER` flags above.
+    pub(super) flags: Cell<u32>,
+    /// Socket, registration and output queue.
+    pub(super) io: RefCell<Io>,
+    /// The error to report to `handle_error` (the first one wins).
+    pub(super) error: RefCell<Option<io::Error>>,
+    /// Reading pauses while more than this waits to be sent.
+    pub(super) high_water: Cell<usize>,
+    /// A push beyond this many unsent pushed bytes closes the connection.
+    pub(super) limit: Cell<usize>,
+    /// Bytes this run may still read.
+    pub(super) read_left: Cell<usize>,
+    /// Bytes this run may still write from the queue.
+    pub(super) write_left: Cell<usize>,
+    /// Producer calls this run may still make.
+    pub(super) pulls_left: Cell<u32>,
+    /// The listener's set of live connections, if accepted by one.
+    pub(super) tracker: Option<Rc<Tracker>>,
+}
+
+impl Shared {
+    #[inline]
+    pub(super) fn has(&self, bits: u32) -> bool {
+        self.flags.get() & bits != 0
+    }
+
+    #[inline]
+    pub(super) fn set(&self, bits: u32) {
+        self.flags.set(self.flags.get() | bits);
+    }
+
+    #[inline]
+    pub(super) fn clear(&self, bits: u32) {
+        self.flags.set(self.flags.get() & !bits);
+    }
+
+    /// A short description for logs: the peer's address, or "closed".
+    pub(super) fn describe(&self) -> String {
+        match self.with_sock(|s| s.peer_addr()) {
+            Ok(a) => a.to_string(),
+            Err(_) => "(closed)".to_string(),
+        }
+    }
+
+    pub(super) fn with_sock<R>(
+        &self,
+        f: impl FnOnce(&TcpStream) -> io::Result<R>,
+    ) -> io::Result<R> {
+        match self.io.borrow().sock.as_ref() {
+            Some(s) => f(s),
+            None => Err(ErrorKind::NotConnected.into()),
+        }
+    }
+
+    pub(super) fn output_len(&self) -> usize {
+        self.io.borrow().out.buffered()
+    }
+
+    #[inline]
+    pub(super) fn out_is_empty(&self) -> bool {
+        !self.has(QUEUED)
+    }
+
+    /// Refreshes the `QUEUED` and `OVER` flags after `out` changed.
+    #[inline]
+    pub(super) fn sync_out(&self, out: &Output) {
+        let mut f = self.flags.get() & !(QUEUED | OVER);
+        if !out.is_empty() {
+            f |= QUEUED;
+            if out.buffered() > self.high_water.get() {
+                f |= OVER;
+            }
+        }
+        self.flags.set(f);
+    }
+
+    /// Whether `handle_read` may be called (and `recv` may read) now.
+    #[inline]
+    pub(super) fn may_read(&self) -> bool {
+        !self.has(PAUSED | CLOSING | CLOSED | EOF | CONNECTING | FRESH | OVER)
+    }
+
+    /// Records an event's readiness bits.
+    #[inline]
+    pub(super) fn note(&self, ev: Ready) {
+        let mut bits = 0;
+        if ev.intersects(Ready::READABLE) {
+            bits |= READABLE;
+        }
+        if ev.intersects(Ready::WRITABLE) {
+            bits |= WRITABLE;
+        }
+        if ev.intersects(Ready::READ_CLOSED) {
+            bits |= HUP;
+        }
+        if ev.intersects(Ready::ERROR) {
+            bits |= SOCKERR;
+        }
+        self.set(bits);
+    }
+
+    #[inline]
+    pub(super) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let f = self.flags.get();
+        if f & EOF != 0 {
+            return Ok(0);
+        }
+        if f & (CLOSING | CLOSED) != 0 {
+            return Err(ErrorKind::NotConnected.into());
+        }
+        if f & READABLE == 0 || buf.is_empty() {
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        if !self.may_read() {
+            // Refused (paused, or output over the high-water mark): call
+            // handle_read again once reading is allowed, even if no new
+            // edge comes (the data is already in the socket).
+            self.set(MISSED);
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        let left = self.read_left.get();
+        if left == 0 {
+            self.set(MORE);
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        let want = buf.len().min(left);
+        let r = loop {
+            let r = match self.io.borrow_mut().sock.as_mut() {
+                Some(s) => s.read(&mut buf[..want]),
+                None => Err(ErrorKind::NotConnected.into()),
+            };
+            match r {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                r => break r,
+            }
+        };
+        match r {
+            Ok(0) => {
+                self.set(EOF);
+                self.clear(READABLE);
+                Ok(0)
+            }
+            Ok(n) => {
+                self.read_left.set(left - n);
+                self.set(PROGRESS);
+                if n < want && f & HUP == 0 {
+                    // A short read on a stream drained the receive queue:
+                    // the next byte to arrive raises a new edge.
+                    self.clear(READABLE);
+                }
+                Ok(n)
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.clear(READABLE);
+                Err(e)
+            }
+            Err(e) => {
+                let copy = copy_error(&e);
+                self.fail(e);
+                Err(copy)
+            }
+        }
+    }
+
+    pub(super) fn push(&self, data: &[u8]) -> io::Result<()> {
+        if self.has(CLOSING | CLOSED) {
+            return Err(ErrorKind::NotConnected.into());
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let direct = self.flags.get() & (WRITABLE | CONNECTING) == WRITABLE;
+        let r = {
+            let mut io = self.io.borrow_mut();
+            let io = &mut *io;
+            let Some(sock) = io.sock.as_mut() else {
+                return Err(ErrorKind::NotConnected.into());
+            };
+            let mut rest = data;
+            let mut failed = None;
+            if direct && io.out.is_empty() {
+                loop {
+                    match sock.write(rest) {
+                        Ok(n) if n == rest.len() => return Ok(()),
+                        Ok(0) => {
+                            failed = Some(io::Error::from(ErrorKind::WriteZero));
+                            break;
+                        }
+                        Ok(n) => {
+                            // Short write: the send buffer is full.
+                            rest = &rest[n..];
+                            self.clear(WRITABLE);
+                            break;
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            self.clear(WRITABLE);
+                            break;
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            match failed {
+                Some(e) => Err(e),
+                None => {
+                    let limit = self.limit.get();
+                    if io.out.pushed() + rest.len() > limit {
+                        Err(io::Error::new(
+                            ErrorKind::OutOfMemory,
+                            format!(
+                                "output queue over its limit of {limit} bytes: \
+                                 the peer does not read fast enough"
+                            ),
+                        ))
+                    } else {
+                        io.out.push(rest);
+                        self.sync_out(&io.out);
+                        Ok(())
+                    }
+                }
+            }
+        };
+        r.map_err(|e| {
+            let copy = copy_error(&e);
+            self.fail(e);
+            copy
+        })
+    }
+
+    pub(super) fn push_producer(&self, p: Box<dyn Producer>) -> io::Result<()> {
+        if self.has(CLOSING | CLOSED) {
+            return Err(ErrorKind::NotConnected.into());
+        }
+        {
+            let mut io = self.io.borrow_mut();
+            io.out.push_producer(p);
+            self.sync_out(&io.out);
+        }
+        if self.has(WRITABLE) && !self.has(BUSY) {
+            self.schedule();
+        }
+        Ok(())
+    }
+
+    pub(super) fn close(&self) {
+        if self.has(CLOSING | CLOSED) {
+            return;
+        }
+        self.set(CLOSING);
+        if !self.has(BUSY) {
+            self.schedule();
+        }
+    }
+
+    pub(super) fn abort(&self) {
+        if self.has(CLOSED) {
+            if self.has(LINGER_ON) {
+                self.teardown();
+            }
+            return;
+        }
+        self.set(NOTIFY);
+        self.teardown();
+        if !self.has(BUSY) {
+            self.schedule();
+        }
+    }
+
+    pub(super) fn fail(&self, err: io::Error) {
+        if self.has(CLOSED) {
+            if self.has(LINGER_ON) {
+                self.teardown();
+            }
+            return;
+        }
+        {
+            let mut slot = self.error.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(err);
+            }
+        }
+        self.abort();
+    }
+
+    pub(super) fn pause_reading(&self) {
+        self.set(PAUSED);
+    }
+
+    pub(super) fn resume_reading(&self) {
+        if self.has(PAUSED) {
+            self.clear(PAUSED);
+            self.set(MISSED);
+            if !self.has(BUSY) {
+                self.schedule();
+            }
+        }
+    }
+
+    /// Closes the socket now and forgets the output queue. Everything is
+    /// taken out under one short borrow and dropped after it: dropping the
+    /// registration drops the hub's callback, and producers are user code.
+    pub(super) fn teardown(&self) {
+        self.set(CLOSED);
+        self.clear(LINGER_ON | READABLE | WRITABLE | QUEUED | OVER);
+        let (reg, sock, out) = {
+            let mut io = self.io.borrow_mut();
+            (io.reg.take(), io.sock.take(), io.out.take())
+        };
+        drop(reg);
+        drop(sock);
+        drop(out);
+    }
+
+    /// Graceful close, output sent: shut down our side and linger for the
+    /// peer's EOF so that it reads everything before it sees a reset.
+    pub(super) fn finish_close(&self) {
+        self.set(CLOSED | NOTIFY);
+        if self.has(EOF) {
+            // The peer sent everything: nothing more can arrive to make the
+            // kernel answer with a reset.
+            self.teardown();
+            return;
+        }
+        if self.with_sock(|s| s.shutdown(Shutdown::Write)).is_err() {
+            self.teardown();
+            return;
+        }
+        self.set(LINGER_ON);
+        self.linger_drain();
+        if self.has(LINGER_ON) {
+            let me = self.me.clone();
+            spawn_task(move || {
+                greenio_runtime::sleep(LINGER);
+                if let Some(c) = me.upgrade() {
+                    if c.shared().has(LINGER_ON) {
+                        c.shared().teardown();
+                    }
+                }
+            });
+        }
+    }
+
+    /// Discards input of a lingering connection; closes it at EOF, on an
+    /// error, or when the peer keeps sending.
+    pub(super) fn linger_drain(&self) {
+        let mut buf = [0u8; 4096];
+        let mut total = 0;
+        loop {
+            let r = match self.io.borrow_mut().sock.as_mut() {
+                Some(s) => s.read(&mut buf),
+                None => return,
+            };
+            match r {
+                Ok(0) => break,
+                Ok(n) => {
+                    total += n;
+                    if total > LINGER_DISCARD {
+                        break;
+                    }
+                    if n < buf.len() && !self.has(HUP) {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.teardown();
+    }
+
+    /// Checks an outgoing connect: `Ok(true)` once established, `Ok(false)`
+    /// while still in progress.
+    pub(super) fn finish_connect(&self) -> io::Result<bool> {
+        let io = self.io.borrow();
+        let Some(s) = io.sock.as_ref() else {
+            return Err(ErrorKind::NotConnected.into());
+        };
+        if let Some(e) = s.take_error()? {
+            return Err(e);
+        }
+        match s.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends from the output queue until it is empty, the socket is full,
+    /// or this run's budget is used up.
+    pub(super) fn flush(&self) -> Flush {
+        enum Step {
+            Again,
+            Fail(io::Error),
+            Produce(Box<dyn Producer>),
+        }
+        loop {
+            let step = {
+                let mut io = self.io.borrow_mut();
+                let io = &mut *io;
+                let Some(sock) = io.sock.as_mut() else {
+                    return Flush::Closed;
+                };
+                let pending = io.out.pending();
+                if !pending.is_empty() {
+                    let left = self.write_left.get();
+                    if left == 0 {
+                        return Flush::Budget;
+                    }
+                    let n = pending.len().min(left);
+                    match sock.write(&pending[..n]) {
+                        Ok(0) => Step::Fail(ErrorKind::WriteZero.into()),
+                        Ok(k) => {
+                            io.out.consume(k);
+                            self.sync_out(&io.out);
+                            self.write_left.set(left - k);
+                            if k < n {
+                                self.clear(WRITABLE);
+                                return Flush::Blocked;
+                            }
+                            Step::Again
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            self.clear(WRITABLE);
+                            return Flush::Blocked;
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => Step::Again,
+                        Err(e) => Step::Fail(e),
+                    }
+                } else {
+                    let next = io.out.next();
+                    self.sync_out(&io.out);
+                    match next {
+                        Next::Empty => return Flush::Drained,
+                        Next::Ready => Step::Again,
+                        Next::Produce(p) => {
+                            let pulls = self.pulls_left.get();
+                            if pulls == 0 {
+                                drop(io.out.put_back(p, Some(Vec::new())));
+                                self.sync_out(&io.out);
+                                return Flush::Budget;
+                            }
+                            self.pulls_left.set(pulls - 1);
+                            Step::Produce(p)
+                        }
+                    }
+                }
+            };
+            match step {
+                Step::Again => {}
+                Step::Fail(e) => {
+                    self.fail(e);
+                    return Flush::Closed;
+                }
+                Step::Produce(mut p) => {
+                    // User code: no borrow is held while it runs.
+                    let chunk = p.more();
+                    let exhausted = {
+                        let mut io = self.io.borrow_mut();
+                        let e = io.out.put_back(p, chunk);
+                        self.sync_out(&io.out);
+                        e
+                    };
+                    drop(exhausted);
+                }
+            }
+        }
+    }
+
+    /// Runs this connection again after the hub's next poll (at most one
+    /// such run is pending).
+    pub(super) fn schedule(&self) {
+        if self.has(SCHEDULED) {
+            return;
+        }
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        self.set(SCHEDULED);
+        let ok = spawn_task(move || {
+            // A zero sleep ends after the hub's next poll: other sockets'
+            // events go first.
+            greenio_runtime::sleep(Duration::ZERO);
+            me.shared().clear(SCHEDULED);
+            me.run(Ready::EMPTY);
+        });
+        if !ok {
+            self.clear(SCHEDULED);
+        }
+    }
+
+    /// Whether this connection needs another run without a new event.
+    #[inline]
+    pub(super) fn wants_run(&self) -> bool {
+        let f = self.flags.get();
+        if f & (MORE | MISSED | NOTIFY | QUEUED | CLOSING) == 0 {
+            return false; // the steady state
+        }
+        if f & DONE != 0 {
+            return false;
+        }
+        if f & NOTIFY != 0 {
+            return true;
+        }
+        if f & CLOSED != 0 {
+            return false;
+        }
+        f & MORE != 0
+            || (f & MISSED != 0 && self.may_read())
+            || (f & WRITABLE != 0 && f & CONNECTING == 0 && !self.out_is_empty())
+            || (f & CLOSING != 0 && self.out_is_empty())
+    }
+}
+
+/// How a flush ended.
+pub(super) enum Flush {
+    /// The queue is empty.
+    Drained,
+    /// The socket is full: wait for a WRITABLE edge.
+    Blocked,
+    /// The run's budget is used up.
+    Budget,
+    /// The connection was closed (possibly by an error just now).
+    Closed,
+}
+
+/// Spawns a small green thread for the reactor's own bookkeeping. Returns
+/// false (and logs) when that is impossible: off the hub (a [`Handle`](super::Handle)
+/// used after `greenio::run` ended) or out of memory for a stack.
+pub(crate) fn spawn_task(f: impl FnOnce() + 'static) -> bool {
+    if greenio_runtime::stack_size().is_none() {
+        log::debug!("greenio reactor: connection used outside its hub; ignored");
+        return false;
+    }
+    match greenio_runtime::Builder::new().spawn(f) {
+        Ok(_) => true,
+        Err(e) => {
+            log::error!("greenio reactor: cannot start a green thread: {e}");
+            false
+        }
+    }
+}
+fn copy_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+impl Shared {
+    /// A new connection's state, for `sock`, not yet registered.
+    pub(super) fn new(
+        me: Weak<dyn Channel>,
+        flags: u32,
+        sock: TcpStream,
+        tracker: Option<Rc<Tracker>>,
+    ) -> Shared {
+        Shared {
+            me,
+            flags: Cell::new(flags),
+            io: RefCell::new(Io {
+                sock: Some(sock),
+                reg: None,
+                out: Output::default(),
+            }),
+            error: RefCell::new(None),
+            high_water: Cell::new(DEFAULT_HIGH_WATER),
+            limit: Cell::new(DEFAULT_OUTPUT_LIMIT),
+            read_left: Cell::new(READ_BUDGET),
+            write_left: Cell::new(WRITE_BUDGET),
+            pulls_left: Cell::new(PULL_BUDGET),
+            tracker,
+        }
+    }
+
+    /// Resets the per-run budgets.
+    #[inline]
+    pub(super) fn begin_run(&self) {
+        self.read_left.set(READ_BUDGET);
+        self.write_left.set(WRITE_BUDGET);
+        self.pulls_left.set(PULL_BUDGET);
+    }
+}
