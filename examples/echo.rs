@@ -41,6 +41,9 @@ const BUF_SIZE: usize = 4096;
 
 /// The whole protocol: read what arrived, write it back, until EOF or error.
 fn echo(mut conn: TcpStream, _peer: SocketAddr) {
+    // Echo replies go out at once: without this, Nagle's algorithm holds a
+    // short tail segment until the client's delayed ACK (40 ms) arrives.
+    let _ = conn.set_nodelay(true);
     let mut buf = [0u8; BUF_SIZE];
     loop {
         let n = match conn.read(&mut buf) {

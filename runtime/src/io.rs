@@ -188,13 +188,7 @@ impl IoSlab {
     fn alloc(&mut self) -> (u32, u32, *const Entry) {
         let index = match self.free.pop() {
             Some(i) => i,
-            None => {
-                let base = (self.chunks.len() * CHUNK) as u32;
-                self.chunks
-                    .push(Box::new(std::array::from_fn(|_| Entry::empty())));
-                self.free.extend((base + 1..base + CHUNK as u32).rev());
-                base
-            }
+            None => self.grow(),
         };
         let e = &self.chunks[index as usize / CHUNK][index as usize % CHUNK];
         e.gen.set(e.gen.get().wrapping_add(1));
@@ -206,6 +200,24 @@ impl IoSlab {
         *e.callback.borrow_mut() = None;
         self.live += 1;
         (index, e.gen.get(), e)
+    }
+
+    /// Adds a chunk of entries; returns the first new index. Built on the
+    /// heap entry by entry: a `[Entry; 64]` temporary would put a frame of
+    /// several KiB on the calling green thread's stack, and its stack
+    /// probes would commit those pages on every registration.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) -> u32 {
+        let base = (self.chunks.len() * CHUNK) as u32;
+        let chunk: Vec<Entry> = (0..CHUNK).map(|_| Entry::empty()).collect();
+        let chunk: Box<[Entry; CHUNK]> = match chunk.into_boxed_slice().try_into() {
+            Ok(c) => c,
+            Err(_) => unreachable!("a chunk has CHUNK entries"),
+        };
+        self.chunks.push(chunk);
+        self.free.extend((base + 1..base + CHUNK as u32).rev());
+        base
     }
 
     /// Frees the slot; returns its callback to be dropped by the caller

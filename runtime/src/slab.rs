@@ -116,26 +116,42 @@ impl TaskSlab {
 
     /// Puts `task` in a free slot and returns its index.
     pub(crate) fn insert(&self, task: Arc<dyn Task>) -> u32 {
-        // SAFETY: see `get`; no reference into the free slot exists.
+        // SAFETY: see `get`; each vector is borrowed only for the one
+        // statement that uses it (`grow` borrows them itself), and no
+        // reference into the free slot exists.
         unsafe {
-            let free = &mut *self.free.get();
-            let occupied = &mut *self.occupied.get();
-            let i = match free.pop() {
+            let i = match (*self.free.get()).pop() {
                 Some(i) => i as usize,
-                None => {
-                    let chunks = &mut *self.chunks.get();
-                    let base = chunks.len() * CHUNK;
-                    chunks.push(Box::new(std::array::from_fn(|_| Slot::empty())));
-                    occupied.resize(base + CHUNK, false);
-                    free.extend((base as u32 + 1..(base + CHUNK) as u32).rev());
-                    base
-                }
+                None => self.grow(),
             };
             let slot = &(&*self.chunks.get())[i / CHUNK][i % CHUNK];
             slot.header.set(task.header());
             *slot.task.get() = Some(task);
-            occupied[i] = true;
+            (&mut *self.occupied.get())[i] = true;
             i as u32
+        }
+    }
+
+    /// Adds a chunk of slots; returns the first new index. Built on the heap
+    /// slot by slot: a `[Slot; 64]` temporary would put a frame of several
+    /// KiB on the spawning green thread's stack (committed by stack probes
+    /// on every spawn, since the frame belongs to `insert`).
+    #[cold]
+    #[inline(never)]
+    fn grow(&self) -> usize {
+        // SAFETY: see `get`; no reference into the vectors is alive here.
+        unsafe {
+            let chunks = &mut *self.chunks.get();
+            let base = chunks.len() * CHUNK;
+            let chunk: Vec<Slot> = (0..CHUNK).map(|_| Slot::empty()).collect();
+            let chunk: Box<[Slot; CHUNK]> = match chunk.into_boxed_slice().try_into() {
+                Ok(c) => c,
+                Err(_) => unreachable!("a chunk has CHUNK slots"),
+            };
+            chunks.push(chunk);
+            (*self.occupied.get()).resize(base + CHUNK, false);
+            (*self.free.get()).extend((base as u32 + 1..(base + CHUNK) as u32).rev());
+            base
         }
     }
 
