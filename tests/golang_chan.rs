@@ -673,7 +673,8 @@ fn select_receive_forms() {
                 .recv(&dummy, |_| panic!("dummy"))
                 .wait()
         };
-        let forms: [&dyn Fn(&Receiver<i32>) -> i32; 3] = [&recv1, &recv2, &recv3];
+        type RecvForm<'a> = &'a dyn Fn(&Receiver<i32>) -> i32;
+        let forms: [RecvForm; 3] = [&recv1, &recv2, &recv3];
         for recv in forms {
             // The sender parks first, then the receive; and the other way.
             let (tx, rx) = bounded::<i32>(0);

@@ -604,3 +604,35 @@ fn many_green_threads_ping_pong_on_one_hub() {
     });
     assert_eq!(rounds.load(Ordering::Relaxed), 10_000);
 }
+
+/// Regression: a `Select` send branch parked on a rendezvous channel while
+/// another sender's message was pending must be woken when a receiver
+/// takes that message and a parked receiver is left free (found by
+/// `golang_chan::select_stress` under load).
+#[test]
+fn select_send_wakes_when_pending_rendezvous_message_is_taken() {
+    run(1, || {
+        let (tx, rx) = bounded::<u32>(0);
+        let rx_b = rx.clone();
+        let b = greenio::spawn(move || rx_b.recv());
+        greenio::yield_now(); // B parks first
+        let rx_a = rx.clone();
+        let a = greenio::spawn(move || rx_a.recv_timeout(LONG));
+        greenio::yield_now(); // then A
+        let tx_p = tx.clone();
+        let p = greenio::spawn(move || tx_p.send(1)); // wakes B, parks
+        let tx_s = tx.clone();
+        let s = greenio::spawn(move || {
+            // Runs before B: A is parked but B's message is pending, so
+            // the select parks too, until B takes message 1.
+            Select::new()
+                .send(&tx_s, 2, |r| r.is_ok())
+                .timeout(LONG, || false)
+                .wait()
+        });
+        assert_eq!(b.join().unwrap(), Ok(1));
+        assert!(s.join().unwrap(), "the select send must complete");
+        assert_eq!(a.join().unwrap(), Ok(2));
+        assert!(p.join().unwrap().is_ok());
+    });
+}

@@ -25,9 +25,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::sync::spin::SpinLock;
 use crate::sync::{lock, WaitQueue};
 use crate::task::{GreenThread, JoinHandle};
 use crate::wait::{deadline_after, WaitReason, Waiter};
@@ -52,7 +53,7 @@ struct State {
 
 struct Inner {
     limit: Option<usize>,
-    state: StdMutex<State>,
+    state: SpinLock<State>,
 }
 
 /// A set of green threads that can be waited for or cancelled together,
@@ -155,7 +156,10 @@ impl Group {
     /// });
     /// ```
     pub fn with_limit(limit: usize) -> Group {
-        assert!(limit > 0, "greenio: Group::with_limit(0) could never run a member");
+        assert!(
+            limit > 0,
+            "greenio: Group::with_limit(0) could never run a member"
+        );
         Group::build(Some(limit))
     }
 
@@ -163,7 +167,7 @@ impl Group {
         Group {
             inner: Arc::new(Inner {
                 limit,
-                state: StdMutex::new(State {
+                state: SpinLock::new(State {
                     running: HashMap::new(),
                     next_key: 0,
                     finished: 0,

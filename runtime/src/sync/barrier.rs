@@ -7,8 +7,8 @@
 //! its arrival, so the barrier still needs `n` live participants.
 
 use std::fmt;
-use std::sync::Mutex as StdMutex;
 
+use super::spin::SpinLock;
 use super::{lock, WaitQueue};
 use crate::wait::{WaitReason, Waiter};
 
@@ -42,7 +42,7 @@ struct State {
 /// ```
 pub struct Barrier {
     n: usize,
-    state: StdMutex<State>,
+    state: SpinLock<State>,
 }
 
 /// What [`Barrier::wait`] returns: whether this caller was the leader.
@@ -82,7 +82,7 @@ impl Barrier {
     pub const fn new(n: usize) -> Barrier {
         Barrier {
             n,
-            state: StdMutex::new(State {
+            state: SpinLock::new(State {
                 arrived: 0,
                 generation: 0,
                 waiters: WaitQueue::new(),

@@ -2,10 +2,10 @@
 //!
 //! # Design
 //!
-//! One `std::sync::Mutex` guards the whole state of a channel: the message
+//! One internal spinlock guards the whole state of a channel: the message
 //! buffer, the queue of parked receivers and the queue of parked senders.
 //! It is held for a few instructions per operation and never across a
-//! park, so a plain mutex beats anything lock-free here in the case that
+//! park, so a plain lock beats anything lock-free here in the case that
 //! matters most, two green threads on one hub (always uncontended).
 //!
 //! ```text
@@ -24,7 +24,11 @@
 //! wait ends by timeout, cancellation or disconnection takes its message
 //! back out if it is still there. `try_send` (and a [`Select`] send
 //! branch) succeeds only when more receivers are parked in `recv` than
-//! messages are waiting, so it does not buffer either.
+//! messages are waiting, and then wakes one; if that receiver leaves
+//! before taking it (cancelled, timed out), the message waits for the
+//! next receiver. A rendezvous message is never received by the green
+//! thread (or OS thread) that sent it, as Go guarantees for a `select`
+//! that sends and receives on one unbuffered channel.
 //!
 //! Rejected: a lock-free ring per channel (crossbeam's `array` flavour).
 //! Parked green threads still need a waiter list under some lock, and the
@@ -37,12 +41,13 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
+use super::spin::SpinLock;
 use super::{lock, WaitQueue};
 use crate::wait::{deadline_after, WaitReason, Waiter, Wake};
 
@@ -51,7 +56,7 @@ const RECV: WaitReason = WaitReason::sync("channel recv");
 
 /// The shared half of a channel.
 pub(crate) struct Chan<T> {
-    state: StdMutex<State<T>>,
+    state: SpinLock<State<T>>,
     /// `None` for an unbounded channel; `Some(0)` for a rendezvous.
     cap: Option<usize>,
     /// Live `Sender` handles; the last one to drop disconnects.
@@ -173,7 +178,17 @@ impl<T> State<T> {
         if let Some(w) = p.sender {
             w.wake();
         }
-        self.buf.remove(i)
+        let m = self.buf.remove(i);
+        self.pending_shrank();
+        m
+    }
+
+    /// One message fewer waits for the parked receivers: a `Select` send
+    /// branch may now find a receiver free.
+    fn pending_shrank(&mut self) {
+        if !self.send_q.is_empty() && self.recv_q.live() > self.buf.len() {
+            self.send_q.wake_one();
+        }
     }
 
     /// The index of the first rendezvous message the caller did not send.
@@ -193,13 +208,17 @@ impl<T> State<T> {
 
     /// Where the rendezvous message with `ticket` is, if not yet taken.
     fn find(&self, ticket: u64) -> Option<usize> {
-        self.pending.binary_search_by_key(&ticket, |p| p.ticket).ok()
+        self.pending
+            .binary_search_by_key(&ticket, |p| p.ticket)
+            .ok()
     }
 
     /// Takes a not-yet-received rendezvous message back out.
     fn withdraw(&mut self, i: usize) -> Option<T> {
         self.pending.remove(i);
-        self.buf.remove(i)
+        let m = self.buf.remove(i);
+        self.pending_shrank();
+        m
     }
 
     fn recv_ready(&self, cap: Option<usize>) -> bool {
@@ -256,7 +275,7 @@ fn expired(deadline: Option<Instant>) -> bool {
 impl<T> Chan<T> {
     fn new(cap: Option<usize>) -> Chan<T> {
         Chan {
-            state: StdMutex::new(State {
+            state: SpinLock::new(State {
                 buf: VecDeque::new(),
                 pending: VecDeque::new(),
                 next_ticket: 0,
@@ -304,7 +323,11 @@ impl<T> Chan<T> {
         }
     }
 
-    fn send_rendezvous(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+    fn send_rendezvous(
+        &self,
+        msg: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
         let mut w = Waiter::prepare();
         let ticket = {
             let mut s = lock(&self.state);
@@ -461,10 +484,7 @@ impl<T> Chan<T> {
 /// ```
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan::new(None));
-    (
-        Sender { chan: chan.clone() },
-        Receiver { chan },
-    )
+    (Sender { chan: chan.clone() }, Receiver { chan })
 }
 
 /// Creates a channel that holds at most `cap` messages: `send` parks while
@@ -489,10 +509,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
 /// ```
 pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan::new(Some(cap)));
-    (
-        Sender { chan: chan.clone() },
-        Receiver { chan },
-    )
+    (Sender { chan: chan.clone() }, Receiver { chan })
 }
 
 /// The sending half of a channel; clone it for more producers.
@@ -546,7 +563,9 @@ impl<T> Sender<T> {
     /// assert!(tx.send(6).is_err());
     /// ```
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        self.chan.send(msg, None).map_err(|e| SendError(e.into_inner()))
+        self.chan
+            .send(msg, None)
+            .map_err(|e| SendError(e.into_inner()))
     }
 
     /// Sends a message if that is possible without waiting.

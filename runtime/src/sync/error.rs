@@ -18,6 +18,13 @@ pub struct SendError<T>(pub T);
 
 impl<T> SendError<T> {
     /// The message that could not be sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = greenio::sync::SendError("hi");
+    /// assert_eq!(e.into_inner(), "hi");
+    /// ```
     pub fn into_inner(self) -> T {
         self.0
     }
@@ -45,6 +52,13 @@ pub enum TrySendError<T> {
 
 impl<T> TrySendError<T> {
     /// The message that could not be sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = greenio::sync::TrySendError::Full(1);
+    /// assert_eq!(e.into_inner(), 1);
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             TrySendError::Full(v) | TrySendError::Disconnected(v) => v,
@@ -52,11 +66,23 @@ impl<T> TrySendError<T> {
     }
 
     /// Whether the channel was full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(greenio::sync::TrySendError::Full(()).is_full());
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, TrySendError::Full(_))
     }
 
     /// Whether every receiver was gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(greenio::sync::TrySendError::Disconnected(()).is_disconnected());
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         matches!(self, TrySendError::Disconnected(_))
     }
@@ -83,6 +109,13 @@ pub enum SendTimeoutError<T> {
 
 impl<T> SendTimeoutError<T> {
     /// The message that could not be sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = greenio::sync::SendTimeoutError::Timeout(2);
+    /// assert_eq!(e.into_inner(), 2);
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             SendTimeoutError::Timeout(v) | SendTimeoutError::Disconnected(v) => v,
@@ -90,11 +123,23 @@ impl<T> SendTimeoutError<T> {
     }
 
     /// Whether the deadline passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(greenio::sync::SendTimeoutError::Timeout(()).is_timeout());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, SendTimeoutError::Timeout(_))
     }
 
     /// Whether every receiver was gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(greenio::sync::SendTimeoutError::Disconnected(()).is_disconnected());
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         matches!(self, SendTimeoutError::Disconnected(_))
     }
@@ -135,11 +180,23 @@ pub enum TryRecvError {
 
 impl TryRecvError {
     /// Whether the channel was empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(greenio::sync::TryRecvError::Empty.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         matches!(self, TryRecvError::Empty)
     }
 
     /// Whether every sender was gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(greenio::sync::TryRecvError::Disconnected.is_disconnected());
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         matches!(self, TryRecvError::Disconnected)
     }
@@ -166,11 +223,23 @@ pub enum RecvTimeoutError {
 
 impl RecvTimeoutError {
     /// Whether the deadline passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(greenio::sync::RecvTimeoutError::Timeout.is_timeout());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, RecvTimeoutError::Timeout)
     }
 
     /// Whether every sender was gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(greenio::sync::RecvTimeoutError::Disconnected.is_disconnected());
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         matches!(self, RecvTimeoutError::Disconnected)
     }
@@ -194,7 +263,10 @@ impl<T> fmt::Debug for SendError<T> {
     }
 }
 debug_without_payload!(TrySendError { Full, Disconnected });
-debug_without_payload!(SendTimeoutError { Timeout, Disconnected });
+debug_without_payload!(SendTimeoutError {
+    Timeout,
+    Disconnected
+});
 
 impl<T> fmt::Display for SendError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -8,9 +8,9 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex as StdMutex;
 use std::time::{Duration, Instant};
 
+use super::spin::SpinLock;
 use super::{lock, WaitQueue};
 use crate::wait::{deadline_after, WaitReason, Waiter};
 
@@ -46,7 +46,7 @@ struct State {
 pub struct Event {
     /// The flag, readable without the lock.
     flag: AtomicBool,
-    state: StdMutex<State>,
+    state: SpinLock<State>,
 }
 
 impl Event {
@@ -60,7 +60,7 @@ impl Event {
     pub const fn new() -> Event {
         Event {
             flag: AtomicBool::new(false),
-            state: StdMutex::new(State {
+            state: SpinLock::new(State {
                 generation: 0,
                 waiters: WaitQueue::new(),
             }),
@@ -184,6 +184,8 @@ impl Default for Event {
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event").field("set", &self.is_set()).finish()
+        f.debug_struct("Event")
+            .field("set", &self.is_set())
+            .finish()
     }
 }

@@ -43,18 +43,19 @@
 //!
 //! # How they wait: wake and re-check
 //!
-//! Each primitive keeps its state under a short internal lock that is
-//! never held across a park, and a FIFO of [`Waiter`](crate::wait::Waiter)
-//! tokens. A waker pops tokens and calls `wake` until one succeeds (a
-//! failed wake means that waiter already left: it timed out or was
-//! cancelled). The woken side then *re-checks* the state under the lock:
-//! nothing is ever handed to a waiter. That is what keeps cancellation
-//! safe: a green thread cancelled or timed out while parked in `recv`,
-//! `lock`, `acquire` or `wait` leaves by unwinding, its token can no longer
-//! be woken, and the wakeup goes to the next waiter, so it never steals a
-//! message, a permit or a lock. Where a woken waiter might leave without
-//! consuming (a [`Select`] woken by one channel that takes from another),
-//! it passes the wakeup on.
+//! Each primitive keeps its state under a short internal spinlock that is
+//! never held across a park, and a FIFO of [`Waiter`] tokens. A waker
+//! pops tokens and calls `wake` until one succeeds (a failed wake means
+//! that waiter already left: it timed out or was cancelled). The woken
+//! side then *re-checks* the state under the lock: nothing is ever handed
+//! to a waiter. That is what keeps cancellation safe: a green thread
+//! cancelled or timed out while parked in `recv`, `lock`, `acquire` or
+//! `wait` leaves by unwinding, its token can no longer be woken, and the
+//! wakeup goes to the next waiter, so it never steals a message, a permit
+//! or a lock. A green thread that is woken and cancelled in the same
+//! instant does not consume either: it passes the wakeup on to the next
+//! waiter and unwinds. So does a [`Select`] woken by one channel that
+//! ends up taking from another.
 //!
 //! The price is that wakeups are not hand-offs: a running green thread may
 //! take a message or a lock before the one that was woken for it gets to
@@ -90,10 +91,10 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::{Mutex as StdMutex, MutexGuard as StdMutexGuard, PoisonError};
 use std::time::Instant;
 
 use crate::wait::{WaitReason, Waiter, Wake};
+use spin::{SpinGuard, SpinLock};
 
 mod barrier;
 mod channel;
@@ -104,6 +105,7 @@ pub mod oneshot;
 mod rwlock;
 mod select;
 mod semaphore;
+pub(crate) mod spin;
 mod waitgroup;
 
 pub use barrier::{Barrier, BarrierWaitResult};
@@ -119,12 +121,12 @@ pub use select::Select;
 pub use semaphore::{Semaphore, SemaphorePermit};
 pub use waitgroup::WaitGroup;
 
-/// Locks an internal state lock. These locks are never held across a park
-/// and no user code runs under them, so poisoning can only come from a bug
-/// in this module; the state is still consistent then, and we go on.
+/// Locks an internal state lock (see [`spin`]). These locks are held for
+/// a few instructions, never across a park, and no user code runs under
+/// them.
 #[inline]
-pub(crate) fn lock<T>(m: &StdMutex<T>) -> StdMutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+pub(crate) fn lock<T>(m: &SpinLock<T>) -> SpinGuard<'_, T> {
+    m.lock()
 }
 
 /// Parks on `w`, which the caller has queued, and keeps the queue honest

@@ -36,8 +36,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Mutex as StdMutex;
 
+use super::spin::SpinLock;
 use super::{lock, WaitQueue};
 use crate::wait::{WaitReason, Waiter};
 
@@ -86,7 +86,7 @@ pub struct Mutex<T: ?Sized> {
     /// `LOCKED | PARKED`.
     state: AtomicU8,
     /// Parked lockers; its lock is also what orders `PARKED` changes.
-    waiters: StdMutex<WaitQueue>,
+    waiters: SpinLock<WaitQueue>,
     data: UnsafeCell<T>,
 }
 
@@ -128,7 +128,7 @@ impl<T> Mutex<T> {
     pub const fn new(value: T) -> Mutex<T> {
         Mutex {
             state: AtomicU8::new(0),
-            waiters: StdMutex::new(WaitQueue::new()),
+            waiters: SpinLock::new(WaitQueue::new()),
             data: UnsafeCell::new(value),
         }
     }

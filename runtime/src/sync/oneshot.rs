@@ -29,9 +29,10 @@
 //! ```
 
 use std::fmt;
-use std::sync::{Mutex as StdMutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::spin::SpinLock;
 use super::{lock, WaitQueue};
 use crate::wait::{deadline_after, WaitReason, Waiter};
 
@@ -49,7 +50,7 @@ const REASON: WaitReason = WaitReason::sync("async result wait");
 /// ```
 pub struct AsyncResult<T, E = Box<dyn std::error::Error + Send + Sync>> {
     cell: OnceLock<Result<T, E>>,
-    waiters: StdMutex<WaitQueue>,
+    waiters: SpinLock<WaitQueue>,
 }
 
 impl<T, E> AsyncResult<T, E> {
@@ -64,7 +65,7 @@ impl<T, E> AsyncResult<T, E> {
     pub const fn new() -> Self {
         AsyncResult {
             cell: OnceLock::new(),
-            waiters: StdMutex::new(WaitQueue::new()),
+            waiters: SpinLock::new(WaitQueue::new()),
         }
     }
 

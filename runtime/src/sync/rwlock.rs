@@ -1,7 +1,7 @@
 //! `RwLock`: many readers or one writer, for green threads.
 //!
 //! The whole state (reader count, writer flag, parked writers) lives under
-//! one internal `std` mutex held for a few instructions; readers and
+//! one internal spinlock held for a few instructions; readers and
 //! writers park in two FIFO queues. Writers are preferred: once a writer
 //! waits, new readers queue behind it, so a stream of readers cannot
 //! starve writers. A parked writer that is cancelled or times out is
@@ -12,8 +12,8 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::Mutex as StdMutex;
 
+use super::spin::SpinLock;
 use super::{lock, WaitQueue};
 use crate::wait::{WaitReason, Waiter};
 
@@ -52,7 +52,7 @@ struct State {
 /// assert_eq!(*lock.read(), 6);
 /// ```
 pub struct RwLock<T: ?Sized> {
-    state: StdMutex<State>,
+    state: SpinLock<State>,
     data: UnsafeCell<T>,
 }
 
@@ -108,7 +108,7 @@ impl<T> RwLock<T> {
     /// ```
     pub const fn new(value: T) -> RwLock<T> {
         RwLock {
-            state: StdMutex::new(State {
+            state: SpinLock::new(State {
                 readers: 0,
                 writer: false,
                 writers_waiting: 0,

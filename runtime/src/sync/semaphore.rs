@@ -7,9 +7,9 @@
 //! timeouts and cancellations happens.
 
 use std::fmt;
-use std::sync::Mutex as StdMutex;
 use std::time::{Duration, Instant};
 
+use super::spin::SpinLock;
 use super::{lock, WaitQueue};
 use crate::wait::{deadline_after, WaitReason, Waiter};
 
@@ -53,7 +53,7 @@ struct State {
 /// });
 /// ```
 pub struct Semaphore {
-    state: StdMutex<State>,
+    state: SpinLock<State>,
 }
 
 /// A permit of a [`Semaphore`]; released when dropped.
@@ -83,7 +83,7 @@ impl Semaphore {
     /// ```
     pub const fn new(permits: usize) -> Semaphore {
         Semaphore {
-            state: StdMutex::new(State {
+            state: SpinLock::new(State {
                 permits,
                 waiters: WaitQueue::new(),
             }),

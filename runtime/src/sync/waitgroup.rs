@@ -1,9 +1,9 @@
 //! `WaitGroup`: Go's `sync.WaitGroup`, a counter to wait on until zero.
 
 use std::fmt;
-use std::sync::Mutex as StdMutex;
 use std::time::{Duration, Instant};
 
+use super::spin::SpinLock;
 use super::{lock, WaitQueue};
 use crate::wait::{deadline_after, WaitReason, Waiter};
 
@@ -39,7 +39,7 @@ struct State {
 /// });
 /// ```
 pub struct WaitGroup {
-    state: StdMutex<State>,
+    state: SpinLock<State>,
 }
 
 impl WaitGroup {
@@ -53,7 +53,7 @@ impl WaitGroup {
     /// ```
     pub const fn new() -> WaitGroup {
         WaitGroup {
-            state: StdMutex::new(State {
+            state: SpinLock::new(State {
                 count: 0,
                 waiters: WaitQueue::new(),
             }),
