@@ -1,0 +1,1133 @@
+//! compare: greenio's echo servers against the servers a user would pick
+//! instead, side by side, on this machine, in one command:
+//!
+//! ```text
+//! cargo bench --bench compare                  # the full run, ~9 minutes on 2 cores
+//! cargo bench --bench compare -- --quick       # a ~2 minute smoke run
+//! cargo bench --bench compare -- greenio mio   # only servers whose name contains a filter
+//! cargo bench --bench compare -- --help        # every option
+//! ```
+//!
+//! A full run without filters writes `results/` (echo.md, echo-msgs.svg,
+//! echo-cpu.svg, echo-runs.csv, memory.md, micro.md); a quick or filtered run
+//! writes the same files to `target/compare-results/`, so a smoke run never
+//! overwrites the committed figures.
+//!
+//! # What it does
+//!
+//! 1. `cargo build --release --examples` (through `$CARGO`), which builds
+//!    greenio's servers, the peers in `benches/peers/` and `echo_client`.
+//! 2. **Load**: starts every server at once, each pinned to CPU 0 with
+//!    `taskset`, and runs `echo_client --json --server-pid PID` pinned to CPU
+//!    1 against each in turn: closed loop at C = 1, 10, 100, 1000, 10000
+//!    connections with 64 B messages, C = 100 with 16 KiB, and a paced
+//!    50,000 msg/s at C = 100. Runs are interleaved (round 1 of every
+//!    scenario on every server, then round 2, ...), so a burst of load from
+//!    elsewhere hurts one run of many servers rather than every run of one.
+//!    Before each run the harness waits (within a budget) for the machine to
+//!    go idle, and around each run it measures the CPU used by anything but
+//!    the server and the client ("other load" in the tables). A run with
+//!    more than a quarter of a CPU of other load is run again once at the
+//!    end of its round (within a budget) and the cleaner of the two kept.
+//!    Then one more paced run per server with `perf record -e cpu-clock`
+//!    sampling CPU 0, for a precise user/kernel split of the server's CPU
+//!    time (`/proc` splits it by the 250 Hz tick; skipped if perf is missing
+//!    or not allowed).
+//! 3. Every server is stopped with SIGTERM and must exit 0 within 5 s.
+//! 4. **Memory**: each server, started afresh, holds 10,000 idle connections
+//!    opened by the harness (see `compare/memory.rs`).
+//! 5. **Micro**: `cargo bench --bench runtime` and, when the workspace has
+//!    it, `cargo bench --bench sync`; their tables go to micro.md.
+//! 6. Medians, spreads, the issue's target ratios with met/missed, the
+//!    markdown tables and the two SVG charts.
+//!
+//! Rejected: one server process per run (seconds of start-up and idle
+//! waiting per run, for no gain: every run has its own warm-up), and running
+//! all of one server's runs back to back (a build elsewhere on the machine
+//! would then skew one server's figures only).
+//!
+//! Every wait is bounded: a client run by its window plus 45 s, a server
+//! start by 20 s and its stop by 5 s, idle waits by 10 s each and 30 s in
+//! all, repeated runs by 45 s in all.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+#[path = "compare/memory.rs"]
+mod memory;
+#[path = "compare/procs.rs"]
+mod procs;
+#[path = "compare/report.rs"]
+mod report;
+#[path = "compare/svg.rs"]
+mod svg;
+
+use memory::Memory;
+use procs::{Server, StopOutcome};
+
+/// An echo server under test.
+#[derive(Debug)]
+pub struct ServerSpec {
+    /// Short name, matched by the command-line filters.
+    pub key: &'static str,
+    /// Name in tables and charts.
+    pub label: &'static str,
+    /// Example binary in `target/release/examples/`.
+    pub exe: &'static str,
+    /// Arguments before `--listen 127.0.0.1:0`.
+    pub args: &'static [&'static str],
+}
+
+impl ServerSpec {
+    /// The command line, for the report.
+    pub fn command(&self) -> String {
+        let mut c = format!("taskset -c {} {}", procs::SERVER_CPU, self.exe);
+        for a in self.args {
+            c.push(' ');
+            c.push_str(a);
+        }
+        c + " --listen 127.0.0.1:0"
+    }
+}
+
+/// The servers, in table order.
+pub const SERVERS: &[ServerSpec] = &[
+    ServerSpec {
+        key: "greenio",
+        label: "greenio green threads",
+        exe: "echo",
+        args: &[],
+    },
+    ServerSpec {
+        key: "greenio-callback",
+        label: "greenio callback reactor",
+        exe: "echo_callback",
+        args: &[],
+    },
+    ServerSpec {
+        key: "mio",
+        label: "hand-written mio",
+        exe: "peer_mio_echo",
+        args: &[],
+    },
+    ServerSpec {
+        key: "std",
+        label: "std::net thread per connection",
+        exe: "peer_std_echo",
+        args: &[],
+    },
+    ServerSpec {
+        key: "tokio-current",
+        label: "tokio current-thread",
+        exe: "peer_tokio_echo",
+        args: &["--flavor", "current"],
+    },
+    ServerSpec {
+        key: "tokio-multi1",
+        label: "tokio multi-thread, 1 worker",
+        exe: "peer_tokio_echo",
+        args: &["--flavor", "multi1"],
+    },
+    ServerSpec {
+        key: "may",
+        label: "may, 1 worker",
+        exe: "peer_may_echo",
+        args: &[],
+    },
+];
+
+/// One load setting of `echo_client`.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// Connections (`-c`).
+    pub conns: usize,
+    /// Bytes per message (`-b`).
+    pub bytes: usize,
+    /// Offered msg/s (`--rate`), 0 for closed loop.
+    pub rate: u32,
+    /// Measured window in seconds (`--secs`).
+    pub secs: f64,
+    /// Warm-up in seconds (`--warmup`).
+    pub warmup: f64,
+}
+
+impl Scenario {
+    /// `C = 100, 64 B, closed loop`.
+    pub fn title(&self) -> String {
+        let mode = if self.rate > 0 {
+            format!("paced {} msg/s", report::thousands(f64::from(self.rate)))
+        } else {
+            "closed loop".into()
+        };
+        format!(
+            "C = {}, {}, {mode}",
+            report::thousands(self.conns as f64),
+            report::bytes_label(self.bytes)
+        )
+    }
+
+    /// `echo_client` arguments against `addr`, reporting on `pid`.
+    fn client_args(&self, addr: std::net::SocketAddr, pid: u32) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "--addr".into(),
+            addr.to_string(),
+            "-c".into(),
+            self.conns.to_string(),
+            "-b".into(),
+            self.bytes.to_string(),
+            "--secs".into(),
+            self.secs.to_string(),
+            "--warmup".into(),
+            self.warmup.to_string(),
+            "--server-pid".into(),
+            pid.to_string(),
+            "--json".into(),
+        ];
+        if self.rate > 0 {
+            a.extend(["--rate".into(), self.rate.to_string()]);
+        }
+        a
+    }
+}
+
+/// The scenarios of a full or a quick run.
+fn scenarios(quick: bool) -> Vec<Scenario> {
+    // Closed-loop figures settle within a fraction of a second; CPU per
+    // message at the paced rate needs a long window, because /proc reports
+    // CPU time in 10 ms ticks (4 s at 50,000 msg/s: within about ±1.5%).
+    let (closed_secs, closed_warmup, paced_secs, paced_warmup) = if quick {
+        (0.5, 0.25, 1.0, 0.25)
+    } else {
+        (1.0, 0.3, 4.0, 0.5)
+    };
+    let closed = |conns, bytes| Scenario {
+        conns,
+        bytes,
+        rate: 0,
+        secs: closed_secs,
+        warmup: closed_warmup,
+    };
+    let mut v: Vec<Scenario> = [1, 10, 100, 1000, 10_000]
+        .into_iter()
+        .map(|c| closed(c, 64))
+        .collect();
+    v.push(closed(100, 16 * 1024));
+    v.push(Scenario {
+        conns: 100,
+        bytes: 64,
+        rate: 50_000,
+        secs: paced_secs,
+        warmup: paced_warmup,
+    });
+    v
+}
+
+/// The figures of one successful run, from `echo_client --json`.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Messages per second.
+    pub msg_per_s: f64,
+    /// Latency percentiles, µs.
+    pub p50: f64,
+    /// 99th percentile, µs.
+    pub p99: f64,
+    /// 99.9th percentile, µs.
+    pub p999: f64,
+    /// Server CPU µs per message, user + system.
+    pub cpu: Option<f64>,
+    /// User-space part.
+    pub user: Option<f64>,
+    /// System part.
+    pub sys: Option<f64>,
+    /// Messages measured.
+    pub messages: f64,
+    /// Connections established.
+    pub connections: f64,
+    /// Errors of every kind.
+    pub errors: f64,
+    /// CPUs busy with other work during the run.
+    pub foreign: f64,
+    /// The line as printed, for echo-runs.csv.
+    pub json: String,
+}
+
+impl Sample {
+    fn parse(json: &str, foreign: f64) -> Result<Sample, String> {
+        let need = |k: &str| json_number(json, k).ok_or_else(|| format!("no {k:?} in {json}"));
+        Ok(Sample {
+            msg_per_s: need("msg_per_s")?,
+            p50: need("p50")?,
+            p99: need("p99")?,
+            p999: need("p999")?,
+            cpu: json_number(json, "us_per_msg"),
+            user: json_number(json, "user_us_per_msg"),
+            sys: json_number(json, "sys_us_per_msg"),
+            messages: need("messages")?,
+            connections: need("connections")?,
+            errors: need("errors")?,
+            foreign,
+            json: json.to_owned(),
+        })
+    }
+}
+
+/// The number after `"key":` in a flat JSON line (`null` gives `None`).
+fn json_number(json: &str, key: &str) -> Option<f64> {
+    let pat = format!("\"{key}\":");
+    let start = json.find(&pat)? + pat.len();
+    let rest = &json[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
+}
+
+/// One run: its figures, or why it failed.
+#[derive(Debug)]
+pub enum Run {
+    /// The client ran and reported.
+    Ok(Sample),
+    /// What went wrong.
+    Failed(String),
+}
+
+/// Everything measured for one server.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Which server.
+    pub spec: &'static ServerSpec,
+    /// Runs per scenario.
+    pub runs: Vec<Vec<Run>>,
+    /// Why the server did not run, if it did not.
+    pub start_error: Option<String>,
+    /// How it stopped after the load runs.
+    pub stop: Option<StopOutcome>,
+    /// The idle-connection figures, or why there are none.
+    pub memory: Option<Result<Memory, String>>,
+    /// How it stopped after the memory test.
+    pub memory_stop: Option<StopOutcome>,
+    /// perf's samples of the server in one extra paced run, or why there are none.
+    pub split: Option<Result<Split, String>>,
+}
+
+/// perf's samples of a server's CPU time in one paced run (see
+/// `procs::Sampler`).
+#[derive(Debug, Clone, Copy)]
+pub struct Split {
+    /// Samples in user space.
+    pub user: u64,
+    /// Samples in the kernel.
+    pub kernel: u64,
+}
+
+impl Split {
+    /// The user-space share of the server's CPU time.
+    pub fn user_share(&self) -> f64 {
+        self.user as f64 / (self.user + self.kernel).max(1) as f64
+    }
+}
+
+impl Outcome {
+    /// Whether the server took part in the load runs.
+    pub fn ran(&self) -> bool {
+        self.start_error.is_none() && self.runs.iter().any(|r| !r.is_empty())
+    }
+}
+
+/// The command line.
+#[derive(Debug)]
+struct Options {
+    quick: bool,
+    runs: usize,
+    filters: Vec<String>,
+    out: Option<PathBuf>,
+    build: bool,
+    load: bool,
+    memory: bool,
+    micro: bool,
+    memory_conns: usize,
+}
+
+const USAGE: &str = "\
+usage: cargo bench --bench compare -- [options] [SERVER...]
+
+Runs every echo server under the same load, pinned apart, and writes the
+tables and charts. SERVER filters keep servers whose name contains them:
+greenio, greenio-callback, mio, std, tokio-current, tokio-multi1, may.
+
+  --quick        1 run per point, short windows, 2,000 idle connections (~2 min)
+  --runs N       runs per point (default 3; 1 with --quick)
+  --conns N      idle connections in the memory test (default 10000)
+  --out DIR      where to write (default: results/ for a full unfiltered run,
+                 target/compare-results/ otherwise)
+  --no-build     do not run `cargo build --release --examples` first
+  --no-load      skip the load runs
+  --no-memory    skip the idle-connection memory test
+  --no-micro     skip `cargo bench --bench runtime` / `--bench sync`
+  -h, --help     this text";
+
+fn parse_options() -> Result<Options, String> {
+    let mut o = Options {
+        quick: false,
+        runs: 0,
+        filters: Vec::new(),
+        out: None,
+        build: true,
+        load: true,
+        memory: true,
+        micro: true,
+        memory_conns: 0,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut number = |name: &str| -> Result<usize, String> {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{name} needs a positive number"))
+        };
+        match a.as_str() {
+            "-h" | "--help" => return Err(String::new()),
+            // `cargo bench` passes --bench to harness = false targets.
+            "--bench" => {}
+            "--quick" => o.quick = true,
+            "--runs" => o.runs = number("--runs")?,
+            "--conns" => o.memory_conns = number("--conns")?,
+            "--out" => o.out = Some(args.next().ok_or("--out needs a directory")?.into()),
+            "--no-build" => o.build = false,
+            "--no-load" => o.load = false,
+            "--no-memory" => o.memory = false,
+            "--no-micro" => o.micro = false,
+            f if !f.starts_with('-') => o.filters.push(f.to_owned()),
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    if o.runs == 0 {
+        o.runs = if o.quick { 1 } else { 3 };
+    }
+    if o.memory_conns == 0 {
+        o.memory_conns = if o.quick { 2_000 } else { 10_000 };
+    }
+    Ok(o)
+}
+
+/// The workspace root (where `Cargo.toml` and `results/` are).
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `target/release/` of this build: this binary runs from its `deps/`.
+fn release_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent()?.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| workspace().join("target/release"))
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn main() {
+    let opts = match parse_options() {
+        Ok(o) => o,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return;
+        }
+        Err(e) => {
+            eprintln!("compare: {e}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&opts) {
+        eprintln!("compare: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(opts: &Options) -> Result<(), String> {
+    let started = Instant::now();
+    let root = workspace();
+    let release = release_dir();
+    let examples = release.join("examples");
+    let target = release
+        .parent()
+        .map_or(root.join("target"), Path::to_path_buf);
+    let full = !opts.quick && opts.filters.is_empty() && opts.load && opts.memory && opts.micro;
+    let out_dir = opts.out.clone().unwrap_or_else(|| {
+        if full {
+            root.join("results")
+        } else {
+            target.join("compare-results")
+        }
+    });
+    let logs = target.join("compare-logs");
+    for d in [&out_dir, &logs] {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+
+    if opts.build {
+        println!("compare: cargo build --release --examples");
+        let status = Command::new(cargo())
+            .args(["build", "--release", "--examples"])
+            .current_dir(&root)
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("cargo build --release --examples: {status}"));
+        }
+    }
+    let client = examples.join("echo_client");
+    if opts.load && !client.exists() {
+        return Err(format!("{} is missing", client.display()));
+    }
+    let nofile = procs::raise_nofile().map_err(|e| format!("cannot raise RLIMIT_NOFILE: {e}"))?;
+    let machine = Machine::read(nofile);
+    let scenarios = scenarios(opts.quick);
+
+    let mut outcomes: Vec<Outcome> = SERVERS
+        .iter()
+        .filter(|s| {
+            opts.filters.is_empty() || opts.filters.iter().any(|f| s.key.contains(f.as_str()))
+        })
+        .map(|spec| Outcome {
+            spec,
+            runs: scenarios.iter().map(|_| Vec::new()).collect(),
+            start_error: (!examples.join(spec.exe).exists())
+                .then(|| format!("{} is not built (no such example yet)", spec.exe)),
+            stop: None,
+            memory: None,
+            memory_stop: None,
+            split: None,
+        })
+        .collect();
+    if outcomes.is_empty() {
+        return Err(format!("no server matches {:?}", opts.filters));
+    }
+    for o in outcomes.iter().filter(|o| o.start_error.is_some()) {
+        println!(
+            "compare: skipping {}: {}",
+            o.spec.label,
+            o.start_error.as_deref().unwrap_or("")
+        );
+    }
+
+    // The harness's own work (waiting, the memory test's sockets) stays off
+    // the servers' CPU.
+    procs::pin_self(Some(procs::CLIENT_CPU));
+    let mut load_note = String::new();
+    if opts.load {
+        load_note = load_phase(opts, &examples, &client, &logs, &scenarios, &mut outcomes);
+    }
+    if opts.memory {
+        memory_phase(opts, &examples, &logs, &mut outcomes);
+    }
+    procs::pin_self(None);
+    let micro = if opts.micro {
+        micro_phase(opts, &root)
+    } else {
+        String::new()
+    };
+
+    // Reports.
+    let elapsed = started.elapsed();
+    let header = machine.markdown(opts, elapsed);
+    let rep = report::Report {
+        scenarios: &scenarios,
+        outcomes: &outcomes,
+        header,
+        method: method(&scenarios, &load_note),
+        memory_conns: opts.memory_conns,
+    };
+    let targets = rep.targets();
+    let subtitle = format!(
+        "{} · {} × {} · {}",
+        machine.date,
+        machine.cpus,
+        machine.model,
+        if opts.quick { "quick run" } else { "full run" }
+    );
+    let mut files: Vec<(&str, String)> = Vec::new();
+    if opts.load {
+        files.push(("echo.md", rep.echo_md(&targets)));
+        files.push(("echo-msgs.svg", rep.throughput_svg(&subtitle)));
+        files.push(("echo-cpu.svg", rep.cpu_svg(&subtitle)));
+        files.push(("echo-runs.csv", runs_csv(&scenarios, &outcomes)));
+    }
+    if opts.memory {
+        files.push(("memory.md", rep.memory_md(&targets)));
+    }
+    if opts.micro {
+        files.push((
+            "micro.md",
+            format!("# Micro benchmarks\n\n{}\n{micro}", rep.header),
+        ));
+    }
+    for (name, text) in &files {
+        let path = out_dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+
+    println!("\n## Targets\n");
+    print!("{}", report::targets_md(&targets));
+    if opts.load {
+        println!("\n{}", section(&rep.echo_md(&targets), "## Closed loop"));
+    }
+    println!(
+        "\ncompare: wrote {} files to {} in {:.0} s",
+        files.len(),
+        out_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The part of `md` from the line `start` up to the next `## ` heading.
+fn section(md: &str, start: &str) -> String {
+    let Some(i) = md.find(start) else {
+        return String::new();
+    };
+    let rest = &md[i..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |j| j + 3);
+    rest[..end].trim_end().to_owned()
+}
+
+/// Longest idle wait before one run.
+const IDLE_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// Starts every server, runs every scenario `opts.runs` times against each
+/// (interleaved), and stops them.
+fn load_phase(
+    opts: &Options,
+    examples: &Path,
+    client: &Path,
+    logs: &Path,
+    scenarios: &[Scenario],
+    outcomes: &mut [Outcome],
+) -> String {
+    let mut servers: Vec<Option<Server>> = Vec::new();
+    for o in outcomes.iter_mut() {
+        if o.start_error.is_some() {
+            servers.push(None);
+            continue;
+        }
+        let log = logs.join(format!("{}.log", o.spec.key));
+        match Server::start(&examples.join(o.spec.exe), o.spec.args, log) {
+            Ok(s) => {
+                println!(
+                    "compare: {} listening on {} (pid {})",
+                    o.spec.label, s.addr, s.pid
+                );
+                servers.push(Some(s));
+            }
+            Err(e) => {
+                println!("compare: {} failed to start: {e}", o.spec.label);
+                o.start_error = Some(e);
+                servers.push(None);
+            }
+        }
+    }
+    let live = servers.iter().filter(|s| s.is_some()).count();
+    let total = live * scenarios.len() * opts.runs;
+    let per_round: f64 = scenarios.iter().map(|s| s.secs + s.warmup + 0.6).sum();
+    let split: f64 = scenarios
+        .iter()
+        .filter(|s| s.rate > 0)
+        .map(|s| s.secs + s.warmup + 1.0)
+        .sum();
+    println!(
+        "compare: {total} runs and {live} perf runs, about {:.0} s",
+        (per_round * opts.runs as f64 + split) * live as f64
+    );
+    let mut budget = Budgets {
+        idle: Duration::from_secs(if opts.quick { 15 } else { 30 }),
+        retry: Duration::from_secs(if opts.quick { 10 } else { 45 }),
+        retried: 0,
+    };
+    let mut done = 0;
+    for round in 0..opts.runs {
+        // Runs of this round spoiled by other load (or failed): (server, scenario).
+        let mut spoiled: Vec<(usize, usize)> = Vec::new();
+        for (si, sc) in scenarios.iter().enumerate() {
+            for (oi, (o, server)) in outcomes.iter_mut().zip(servers.iter_mut()).enumerate() {
+                let Some(srv) = server.as_mut() else { continue };
+                done += 1;
+                let tag = format!("[{done}/{total}] round {}", round + 1);
+                let run = measure(client, sc, srv, &mut budget, &tag, o.spec.label);
+                if run_spoiled(&run) {
+                    spoiled.push((oi, si));
+                }
+                o.runs[si].push(run);
+            }
+        }
+        // Run spoiled runs again, once, while the retry budget lasts; keep
+        // whichever of the two had less other load.
+        for (oi, si) in spoiled {
+            let Some(srv) = servers[oi].as_mut() else {
+                continue;
+            };
+            if budget.retry.is_zero() || !srv.running() {
+                break;
+            }
+            let started = Instant::now();
+            let tag = format!("[retry] round {}", round + 1);
+            let again = measure(
+                client,
+                &scenarios[si],
+                srv,
+                &mut budget,
+                &tag,
+                outcomes[oi].spec.label,
+            );
+            budget.retry = budget.retry.saturating_sub(started.elapsed());
+            budget.retried += 1;
+            let slot = outcomes[oi].runs[si].last_mut();
+            if let Some(old) = slot {
+                if other_load(&again) < other_load(old) {
+                    *old = again;
+                }
+            }
+        }
+    }
+    let note = format!(
+        "Runs repeated: {}; idle-wait budget left: {:.0} s.",
+        budget.retried,
+        budget.idle.as_secs_f64()
+    );
+    println!("compare: {note}");
+    if let Some(sc) = scenarios.iter().find(|s| s.rate > 0) {
+        split_runs(sc, client, logs, outcomes, &mut servers, &mut budget.idle);
+    }
+    for (o, server) in outcomes.iter_mut().zip(servers) {
+        if let Some(s) = server {
+            let stop = s.stop();
+            println!("compare: {} {}", o.spec.label, stop.text);
+            o.stop = Some(stop);
+        }
+    }
+    note
+}
+
+/// Time the harness may spend waiting for an idle machine and repeating
+/// spoiled runs.
+#[derive(Debug)]
+struct Budgets {
+    /// Idle waiting left; once spent, each run gets one short probe.
+    idle: Duration,
+    /// Repeating spoiled runs left.
+    retry: Duration,
+    /// Runs repeated.
+    retried: usize,
+}
+
+/// A run is spoiled when it failed or something else kept more than this
+/// many CPUs busy while it ran.
+const SPOILED_LOAD: f64 = 0.25;
+
+fn run_spoiled(run: &Run) -> bool {
+    other_load(run) > SPOILED_LOAD
+}
+
+/// The other load during a run; a failed run counts as worst.
+fn other_load(run: &Run) -> f64 {
+    match run {
+        Run::Ok(s) => s.foreign,
+        Run::Failed(_) => f64::INFINITY,
+    }
+}
+
+/// One run of `sc` against `srv`, after waiting (within the budget) for an
+/// idle machine; prints a progress line.
+fn measure(
+    client: &Path,
+    sc: &Scenario,
+    srv: &mut Server,
+    budget: &mut Budgets,
+    tag: &str,
+    label: &str,
+) -> Run {
+    if !srv.running() {
+        return Run::Failed(format!("server not running{}", srv.log_tail()));
+    }
+    let (waited, busy) = procs::wait_idle(IDLE_WAIT_MAX.min(budget.idle));
+    budget.idle = budget.idle.saturating_sub(waited);
+    let timeout = Duration::from_secs_f64(sc.secs + sc.warmup + 45.0);
+    let run = procs::run_client(client, &sc.client_args(srv.addr, srv.pid), srv.pid, timeout)
+        .and_then(|c| Sample::parse(&c.json, c.foreign_cpus));
+    let line = match &run {
+        Ok(s) => format!(
+            "{} msg/s, p99 {:.0} µs, CPU {} µs/msg, other load {:.0}%{}",
+            report::thousands(s.msg_per_s),
+            s.p99,
+            s.cpu.map_or("–".into(), |c| format!("{c:.2}")),
+            s.foreign * 100.0,
+            if busy >= procs::IDLE_CPUS {
+                format!(" (not idle before: {:.0}%)", busy * 100.0)
+            } else {
+                String::new()
+            }
+        ),
+        Err(e) => format!("FAILED: {e}"),
+    };
+    println!("{tag} {label:<30} {:<32} {line}", sc.title());
+    match run {
+        Ok(s) => Run::Ok(s),
+        Err(e) => Run::Failed(e),
+    }
+}
+
+/// One more paced run per server with `perf` sampling CPU 0, for the
+/// user/kernel split of the server's CPU time.
+fn split_runs(
+    sc: &Scenario,
+    client: &Path,
+    logs: &Path,
+    outcomes: &mut [Outcome],
+    servers: &mut [Option<Server>],
+    idle_budget: &mut Duration,
+) {
+    let mut unavailable: Option<String> = None;
+    for (o, server) in outcomes.iter_mut().zip(servers.iter_mut()) {
+        let Some(srv) = server.as_mut() else { continue };
+        if let Some(why) = &unavailable {
+            o.split = Some(Err(why.clone()));
+            continue;
+        }
+        if !srv.running() {
+            continue;
+        }
+        let (waited, _) = procs::wait_idle(IDLE_WAIT_MAX.min(*idle_budget));
+        *idle_budget = idle_budget.saturating_sub(waited);
+        let data = logs.join(format!("{}.perf.data", o.spec.key));
+        let sampler = match procs::Sampler::start(data, &logs.join("perf.log")) {
+            Ok(s) => s,
+            Err(e) => {
+                println!("compare: no perf samples: {e}");
+                unavailable = Some(e.clone());
+                o.split = Some(Err(e));
+                continue;
+            }
+        };
+        let timeout = Duration::from_secs_f64(sc.secs + sc.warmup + 45.0);
+        let run = procs::run_client(client, &sc.client_args(srv.addr, srv.pid), srv.pid, timeout);
+        let split = sampler
+            .finish(srv.pid)
+            .and_then(|c| run.map(|_| c))
+            .map(|(user, kernel)| Split { user, kernel });
+        match &split {
+            Ok(s) => println!(
+                "compare: perf {:<30} {} samples, {:.1}% in user space",
+                o.spec.label,
+                s.user + s.kernel,
+                s.user_share() * 100.0
+            ),
+            Err(e) => println!("compare: perf {:<30} FAILED: {e}", o.spec.label),
+        }
+        o.split = Some(split);
+    }
+}
+
+/// Each server, started afresh, holding `opts.memory_conns` idle connections.
+fn memory_phase(opts: &Options, examples: &Path, logs: &Path, outcomes: &mut [Outcome]) {
+    for o in outcomes.iter_mut() {
+        if !examples.join(o.spec.exe).exists() {
+            continue;
+        }
+        let log = logs.join(format!("{}-memory.log", o.spec.key));
+        let mut server = match Server::start(&examples.join(o.spec.exe), o.spec.args, log) {
+            Ok(s) => s,
+            Err(e) => {
+                o.memory = Some(Err(e));
+                continue;
+            }
+        };
+        let m = memory::measure(&mut server, opts.memory_conns, greenio::DEFAULT_STACK_SIZE);
+        println!(
+            "compare: memory {:<30} {} connections, {} KiB -> {} KiB: {}{}",
+            o.spec.label,
+            m.open,
+            m.rss_before,
+            m.rss_after,
+            m.bytes_per_conn().map_or("–".into(), |b| format!(
+                "{:.1} KiB per connection",
+                b / 1024.0
+            )),
+            m.stacks.map_or(String::new(), |(b, a)| format!(
+                ", {} stack mappings, {:.1} KiB stack touched per connection",
+                a.count,
+                (a.rss_kib as f64 - b.rss_kib as f64) / m.open.max(1) as f64
+            ))
+        );
+        o.memory = Some(Ok(m));
+        o.memory_stop = Some(server.stop());
+    }
+}
+
+/// Longest a micro benchmark may take, build included.
+const MICRO_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Runs the micro benchmarks and returns their output as markdown.
+fn micro_phase(opts: &Options, root: &Path) -> String {
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
+    let mut out = String::new();
+    for (bench, what) in [
+        (
+            "runtime",
+            "yield round trip, spawn+join and unpark latency against raw corosensei and std::thread",
+        ),
+        (
+            "sync",
+            "channel ping-pong against crossbeam-channel and std::sync::mpsc",
+        ),
+    ] {
+        out.push_str(&format!("## `cargo bench --bench {bench}`\n\n{what}.\n\n"));
+        if !manifest.contains(&format!("name = \"{bench}\"")) {
+            out.push_str("Not in the workspace yet.\n\n");
+            continue;
+        }
+        println!("compare: cargo bench --bench {bench}");
+        let mut cmd = Command::new(cargo());
+        cmd.args(["bench", "--bench", bench]).current_dir(root);
+        if opts.quick {
+            cmd.args(["--", "--quick"]);
+        }
+        match run_captured(cmd, MICRO_TIMEOUT) {
+            Ok(text) => {
+                print!("{text}");
+                // A markdown table goes in as it is; plain columns in a code block.
+                if text.lines().any(|l| l.starts_with('|')) {
+                    out.push_str(text.trim());
+                    out.push_str("\n\n");
+                } else {
+                    out.push_str(&format!("```text\n{}\n```\n\n", text.trim()));
+                }
+            }
+            Err(e) => {
+                println!("compare: {bench}: {e}");
+                out.push_str(&format!("Failed: {e}\n\n"));
+            }
+        }
+    }
+    out
+}
+
+/// Runs `cmd` with stdout captured (stderr shown), killing it after `timeout`.
+fn run_captured(mut cmd: Command, timeout: Duration) -> Result<String, String> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start: {e}"))?;
+    let mut stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(out) = stdout.as_mut() {
+            let _ = std::io::Read::read_to_string(out, &mut s);
+        }
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("still running after {timeout:?}; killed"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let text = reader.join().unwrap_or_default();
+    if status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{status}: {}", text.trim()))
+    }
+}
+
+/// Every run, one CSV line each, for anyone who wants more than medians.
+fn runs_csv(scenarios: &[Scenario], outcomes: &[Outcome]) -> String {
+    let mut out = String::from(
+        "server,connections,bytes,rate,run,msg_per_s,p50_us,p99_us,p999_us,cpu_us_per_msg,user_us_per_msg,sys_us_per_msg,messages,errors,other_load_cpus,failure\n",
+    );
+    for o in outcomes {
+        for (sc, runs) in scenarios.iter().zip(&o.runs) {
+            for (i, r) in runs.iter().enumerate() {
+                let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
+                let line = match r {
+                    Run::Ok(s) => format!(
+                        "{},{},{},{},{},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{:.3},",
+                        o.spec.key,
+                        sc.conns,
+                        sc.bytes,
+                        sc.rate,
+                        i + 1,
+                        s.msg_per_s,
+                        s.p50,
+                        s.p99,
+                        s.p999,
+                        opt(s.cpu),
+                        opt(s.user),
+                        opt(s.sys),
+                        s.messages,
+                        s.errors,
+                        s.foreign
+                    ),
+                    Run::Failed(e) => format!(
+                        "{},{},{},{},{},,,,,,,,,,,\"{}\"",
+                        o.spec.key,
+                        sc.conns,
+                        sc.bytes,
+                        sc.rate,
+                        i + 1,
+                        e.replace('"', "'")
+                    ),
+                };
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// The machine and the moment, for the report headers.
+#[derive(Debug)]
+struct Machine {
+    date: String,
+    cpus: usize,
+    model: String,
+    kernel: String,
+    rustc: String,
+    commit: String,
+    loadavg: String,
+    nofile: u64,
+}
+
+impl Machine {
+    fn read(nofile: u64) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+            .unwrap_or_else(|| "unknown CPU".into());
+        let cmd = |prog: &str, args: &[&str]| {
+            Command::new(prog)
+                .args(args)
+                .current_dir(workspace())
+                .stderr(Stdio::null())
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        };
+        let commit = match cmd("git", &["rev-parse", "--short", "HEAD"]) {
+            Some(c) => {
+                let dirty = cmd("git", &["status", "--porcelain", "--untracked-files=no"])
+                    .is_some_and(|s| !s.is_empty());
+                if dirty {
+                    format!("{c} with uncommitted changes")
+                } else {
+                    c
+                }
+            }
+            None => "unknown".into(),
+        };
+        Machine {
+            date: utc_now(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            model,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map_or("unknown".into(), |s| s.trim().to_owned()),
+            rustc: cmd("rustc", &["-V"]).unwrap_or_else(|| "unknown".into()),
+            commit,
+            loadavg: loadavg(),
+            nofile,
+        }
+    }
+
+    /// The run and the machine, for the top of every file.
+    fn markdown(&self, opts: &Options, elapsed: Duration) -> String {
+        let mode = if opts.quick {
+            "quick smoke run"
+        } else {
+            "full run"
+        };
+        format!(
+            "Generated by `cargo bench --bench compare` ({mode}: {} run{} per point) on \
+             {}; the harness took {:.0} s.\n\n\
+             | machine | |\n|---|---|\n\
+             | CPUs | {} × {} |\n| kernel | Linux {} |\n| rustc | {} |\n| greenio | {} |\n\
+             | load average | {} at start, {} at end |\n| open files limit | {} |\n",
+            opts.runs,
+            if opts.runs == 1 { "" } else { "s" },
+            self.date,
+            elapsed.as_secs_f64(),
+            self.cpus,
+            self.model,
+            self.kernel,
+            self.rustc,
+            self.commit,
+            self.loadavg,
+            loadavg(),
+            self.nofile,
+        )
+    }
+}
+
+/// How the load runs were made, for echo.md.
+fn method(scenarios: &[Scenario], load_note: &str) -> String {
+    let paced = scenarios.iter().find(|s| s.rate > 0);
+    let closed = scenarios.iter().find(|s| s.rate == 0);
+    format!(
+        "Each server is pinned to CPU {} and `echo_client` (one thread, mio) to CPU {} \
+             with `taskset`. Closed-loop runs measure {} s after {} s of warm-up; paced runs \
+             {} s after {} s. Before each run the harness waits up to {} s for fewer than \
+             {:.0}% of a CPU to be busy (within a total budget); a run during which other \
+             work kept more than {:.0}% of a CPU busy is repeated once at the end of its \
+             round (within a budget), keeping the run with less other load. {load_note}\n",
+        procs::SERVER_CPU,
+        procs::CLIENT_CPU,
+        closed.map_or(0.0, |s| s.secs),
+        closed.map_or(0.0, |s| s.warmup),
+        paced.map_or(0.0, |s| s.secs),
+        paced.map_or(0.0, |s| s.warmup),
+        IDLE_WAIT_MAX.as_secs(),
+        procs::IDLE_CPUS * 100.0,
+        SPOILED_LOAD * 100.0,
+    )
+}
+
+/// The three load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Now as `YYYY-MM-DD HH:MM UTC`.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}

@@ -1,0 +1,216 @@
+//! What an idle connection costs a server: its resident set grown by holding
+//! N open connections, and for greenio how much of that is green-thread
+//! stack.
+//!
+//! The harness itself opens the connections (blocking `std::net`, in batches)
+//! and has each carry one 8-byte message and its echo, so every connection
+//! has been accepted and has its green thread, task or OS thread before the
+//! resident set is read. `VmRSS` after minus `VmRSS` before, over N, is the
+//! cost per connection. Kernel socket buffers are not in a process's resident
+//! set and so are not counted, for any server.
+//!
+//! Green-thread stacks are found in `/proc/PID/smaps` by their shape (see
+//! `runtime/src/stack.rs`): an anonymous `rw-p` mapping of exactly the stack
+//! size that starts where a one-page `---p` guard mapping ends. Their `Rss`
+//! is the stack pages touched, not the address space reserved.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::procs::{self, Server};
+
+/// Connections opened, then sent a message, then read, at a time.
+const BATCH: usize = 64;
+/// Bound on each connect, write and read.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on opening all the connections.
+const OPEN_DEADLINE: Duration = Duration::from_secs(90);
+/// Failures after which the server is given up on.
+const MAX_FAILURES: usize = 50;
+/// Pause before reading a resident set, so the server settles.
+const SETTLE: Duration = Duration::from_millis(400);
+
+/// One server's figures.
+#[derive(Debug, Clone)]
+pub struct Memory {
+    /// Connections asked for.
+    pub wanted: usize,
+    /// Connections that echoed their message.
+    pub open: usize,
+    /// `VmRSS` in KiB before connecting.
+    pub rss_before: u64,
+    /// `VmRSS` in KiB with the connections open.
+    pub rss_after: u64,
+    /// Green-thread stack mappings before and after, if the server has any.
+    pub stacks: Option<(Stacks, Stacks)>,
+    /// Failures and other remarks.
+    pub note: String,
+}
+
+impl Memory {
+    /// Bytes of resident set per open connection.
+    pub fn bytes_per_conn(&self) -> Option<f64> {
+        (self.open > 0)
+            .then(|| (self.rss_after as f64 - self.rss_before as f64) * 1024.0 / self.open as f64)
+    }
+}
+
+/// Green-thread stack mappings of a process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stacks {
+    /// Mappings found.
+    pub count: usize,
+    /// Their resident pages, in KiB.
+    pub rss_kib: u64,
+}
+
+/// Measures `server` holding `conns` idle connections.
+pub fn measure(server: &mut Server, conns: usize, stack_size: usize) -> Memory {
+    std::thread::sleep(SETTLE);
+    let mut m = Memory {
+        wanted: conns,
+        open: 0,
+        rss_before: procs::rss_kib(server.pid).unwrap_or(0),
+        rss_after: 0,
+        stacks: None,
+        note: String::new(),
+    };
+    let stacks_before = stacks(server.pid, stack_size);
+    let (open, failures) = open_connections(server.addr, conns);
+    m.open = open.len();
+    if failures > 0 {
+        m.note = format!("{failures} connections failed");
+    }
+    std::thread::sleep(SETTLE);
+    if !server.running() {
+        m.note = format!("server died{}", server.log_tail());
+        return m;
+    }
+    m.rss_after = procs::rss_kib(server.pid).unwrap_or(0);
+    let stacks_after = stacks(server.pid, stack_size);
+    if stacks_after.count > 0 {
+        m.stacks = Some((stacks_before, stacks_after));
+    }
+    drop(open);
+    m
+}
+
+/// Opens up to `n` connections that have each echoed one message. Returns
+/// them and the number of failures.
+fn open_connections(addr: SocketAddr, n: usize) -> (Vec<TcpStream>, usize) {
+    let start = Instant::now();
+    let mut open = Vec::with_capacity(n);
+    let mut failures = 0;
+    let msg = *b"idle-mem";
+    while open.len() < n && failures < MAX_FAILURES && start.elapsed() < OPEN_DEADLINE {
+        let mut batch = Vec::with_capacity(BATCH);
+        for _ in 0..BATCH.min(n - open.len()) {
+            match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+                Ok(s) => batch.push(s),
+                Err(_) => failures += 1,
+            }
+        }
+        batch.retain_mut(|s| {
+            let ok = s.set_nodelay(true).is_ok()
+                && s.set_read_timeout(Some(IO_TIMEOUT)).is_ok()
+                && s.set_write_timeout(Some(IO_TIMEOUT)).is_ok()
+                && s.write_all(&msg).is_ok();
+            failures += usize::from(!ok);
+            ok
+        });
+        batch.retain_mut(|s| {
+            let mut back = [0u8; 8];
+            let ok = s.read_exact(&mut back).is_ok() && back == msg;
+            failures += usize::from(!ok);
+            ok
+        });
+        open.extend(batch);
+    }
+    (open, failures)
+}
+
+/// Sums the green-thread stack mappings of `pid` (see the module docs).
+pub fn stacks(pid: u32, stack_size: usize) -> Stacks {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return Stacks::default();
+    };
+    let page = page_size();
+    let mut found = Stacks::default();
+    // The mapping before the one being read, and the one being read: a
+    // mapping is complete (its `Rss:` line seen) once the next header comes.
+    let mut prev: Option<Mapping> = None;
+    let mut cur: Option<Mapping> = None;
+    let mut check = |prev: &Option<Mapping>, m: &Mapping| {
+        if let Some(p) = prev {
+            if p.end == m.start
+                && p.perms.starts_with("---p")
+                && p.end - p.start == page
+                && m.perms == "rw-p"
+                && m.anonymous
+                && m.end - m.start == stack_size
+            {
+                found.count += 1;
+                found.rss_kib += m.rss_kib;
+            }
+        }
+    };
+    for line in text.lines() {
+        if let Some(m) = Mapping::parse_header(line) {
+            if let Some(done) = cur.take() {
+                check(&prev, &done);
+                prev = Some(done);
+            }
+            cur = Some(m);
+        } else if let (Some(m), Some(v)) = (cur.as_mut(), line.strip_prefix("Rss:")) {
+            m.rss_kib = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+        }
+    }
+    if let Some(done) = cur {
+        check(&prev, &done);
+    }
+    found
+}
+
+/// One mapping of `/proc/PID/smaps`.
+#[derive(Debug)]
+struct Mapping {
+    start: usize,
+    end: usize,
+    perms: String,
+    /// No file, no name (`[heap]`, `[stack]`...).
+    anonymous: bool,
+    rss_kib: u64,
+}
+
+impl Mapping {
+    /// Parses a header line `start-end perms offset dev inode [path]`.
+    fn parse_header(line: &str) -> Option<Mapping> {
+        let mut f = line.split_whitespace();
+        let (start, end) = f.next()?.split_once('-')?;
+        let start = usize::from_str_radix(start, 16).ok()?;
+        let end = usize::from_str_radix(end, 16).ok()?;
+        let perms = f.next()?;
+        if perms.len() != 4 {
+            return None;
+        }
+        let _offset = f.next()?;
+        let _dev = f.next()?;
+        let inode = f.next()?;
+        let path = f.next();
+        Some(Mapping {
+            start,
+            end,
+            perms: perms.to_owned(),
+            anonymous: inode == "0" && path.is_none(),
+            rss_kib: 0,
+        })
+    }
+}
+
+/// The page size.
+fn page_size() -> usize {
+    // SAFETY: sysconf only reads a configuration value.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(p).unwrap_or(4096)
+}
