@@ -76,9 +76,14 @@ pub(crate) struct ParkWord(AtomicU64);
 
 impl ParkWord {
     /// Arms the word for wait `seq`. Only the owner calls this.
+    ///
+    /// `Release` suffices: a waker learns of the wait only through the
+    /// structure the waiter then registers in (a lock, a queue, a
+    /// `SeqCst` flag), whose release/acquire pair orders this store before
+    /// the waker's compare-and-swap.
     #[inline]
     pub(crate) fn arm(&self, seq: u64) {
-        self.0.store(seq << 2 | WAITING, Ordering::SeqCst);
+        self.0.store(seq << 2 | WAITING, Ordering::Release);
     }
 
     /// Fires wait `seq` with `state`; `true` for the single winner.
