@@ -69,6 +69,9 @@ const WAKER: Token = Token(usize::MAX);
 /// Resumes per loop turn before the hub polls again.
 const BUDGET: usize = 256;
 const NO_SLOT: u32 = u32::MAX;
+/// Inbox checks before a hub with recent cross-thread traffic sleeps
+/// (a few microseconds; see `spin_for_inbox`).
+const SPIN_ROUNDS: u32 = 2000;
 
 /// Messages from other threads.
 pub(crate) enum Msg {
@@ -213,6 +216,8 @@ pub(crate) struct Hub {
     external_waits: Cell<usize>,
     sync_waits: Cell<usize>,
     shutdown: Cell<bool>,
+    /// `polls` when the inbox last had messages.
+    inbox_turn: Cell<u64>,
     spawned: Cell<u64>,
     switches: Cell<u64>,
     polls: Cell<u64>,
@@ -322,6 +327,7 @@ impl Hub {
             external_waits: Cell::new(0),
             sync_waits: Cell::new(0),
             shutdown: Cell::new(false),
+            inbox_turn: Cell::new(u64::MAX - 8),
             spawned: Cell::new(0),
             switches: Cell::new(0),
             polls: Cell::new(0),
@@ -778,12 +784,32 @@ impl Hub {
 
     // ----- the loop -------------------------------------------------------
 
+    /// Before sleeping in `epoll_wait`, a hub that just had messages from
+    /// other threads (a channel partner on another hub, say) watches its
+    /// inbox for a few microseconds: the reply usually comes sooner than
+    /// an eventfd write plus an `epoll_wait` wake-up would deliver it, and
+    /// neither side makes a syscall. A hub without cross-thread traffic
+    /// (a plain socket server) never spins. Returns true if a message came.
+    fn spin_for_inbox(&self) -> bool {
+        if self.polls.get().wrapping_sub(self.inbox_turn.get()) > 1 {
+            return false;
+        }
+        for _ in 0..SPIN_ROUNDS {
+            if !self.shared.inbox.is_empty() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        false
+    }
+
     #[inline]
     fn drain_inbox(&self) {
         // An empty check is two loads; a failed pop is several times that.
         if self.shared.inbox.is_empty() {
             return;
         }
+        self.inbox_turn.set(self.polls.get());
         while let Some(msg) = self.shared.inbox.pop() {
             match msg {
                 Msg::Wake { slot, seq } => self.ready.push((slot, seq)),
@@ -817,6 +843,9 @@ impl Hub {
                     .map(|d| d.saturating_duration_since(Instant::now()))
             };
             let blocking = timeout != Some(Duration::ZERO);
+            if blocking && self.spin_for_inbox() {
+                continue;
+            }
             if blocking {
                 self.shared.sleeping.store(true, Ordering::SeqCst);
                 fence(Ordering::SeqCst);
