@@ -51,11 +51,17 @@
 //! all, repeated runs by 45 s in all.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::Command;
+use std::time::Instant;
 
+#[path = "compare/load.rs"]
+mod load;
+#[path = "compare/machine.rs"]
+mod machine;
 #[path = "compare/memory.rs"]
 mod memory;
+#[path = "compare/micro.rs"]
+mod micro;
 #[path = "compare/procs.rs"]
 mod procs;
 #[path = "compare/report.rs"]
@@ -64,7 +70,7 @@ mod report;
 mod svg;
 
 use memory::Memory;
-use procs::{Server, StopOutcome};
+use procs::StopOutcome;
 
 /// An echo server under test.
 #[derive(Debug)]
@@ -150,6 +156,8 @@ pub struct Scenario {
     pub secs: f64,
     /// Warm-up in seconds (`--warmup`).
     pub warmup: f64,
+    /// Runs beyond `--runs` (the paced point carries the CPU targets).
+    pub extra_runs: usize,
 }
 
 impl Scenario {
@@ -193,13 +201,15 @@ impl Scenario {
 
 /// The scenarios of a full or a quick run.
 fn scenarios(quick: bool) -> Vec<Scenario> {
-    // Closed-loop figures settle within a fraction of a second; CPU per
-    // message at the paced rate needs a long window, because /proc reports
-    // CPU time in 10 ms ticks (4 s at 50,000 msg/s: within about ±1.5%).
-    let (closed_secs, closed_warmup, paced_secs, paced_warmup) = if quick {
-        (0.5, 0.25, 1.0, 0.25)
+    // Closed-loop figures settle within a fraction of a second. CPU per
+    // message at the paced rate needs longer windows, because /proc reports
+    // CPU time in 10 ms ticks (3 s at 50,000 msg/s: within about ±2%), and
+    // more runs, because it carries the targets and a busy machine spoils
+    // some of them.
+    let (closed_secs, closed_warmup, paced_secs, paced_warmup, paced_extra) = if quick {
+        (0.5, 0.25, 1.0, 0.25, 0)
     } else {
-        (1.0, 0.3, 4.0, 0.5)
+        (1.0, 0.3, 3.0, 0.5, 2)
     };
     let closed = |conns, bytes| Scenario {
         conns,
@@ -207,6 +217,7 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
         rate: 0,
         secs: closed_secs,
         warmup: closed_warmup,
+        extra_runs: 0,
     };
     let mut v: Vec<Scenario> = [1, 10, 100, 1000, 10_000]
         .into_iter()
@@ -219,6 +230,7 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
         rate: 50_000,
         secs: paced_secs,
         warmup: paced_warmup,
+        extra_runs: paced_extra,
     });
     v
 }
@@ -411,7 +423,7 @@ fn parse_options() -> Result<Options, String> {
 }
 
 /// The workspace root (where `Cargo.toml` and `results/` are).
-fn workspace() -> PathBuf {
+pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -423,7 +435,8 @@ fn release_dir() -> PathBuf {
         .unwrap_or_else(|| workspace().join("target/release"))
 }
 
-fn cargo() -> String {
+/// The cargo that runs this benchmark (`$CARGO`), or `cargo` from `PATH`.
+pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
@@ -482,7 +495,7 @@ fn run(opts: &Options) -> Result<(), String> {
         return Err(format!("{} is missing", client.display()));
     }
     let nofile = procs::raise_nofile().map_err(|e| format!("cannot raise RLIMIT_NOFILE: {e}"))?;
-    let machine = Machine::read(nofile);
+    let machine = machine::Machine::read(nofile);
     let scenarios = scenarios(opts.quick);
 
     let mut outcomes: Vec<Outcome> = SERVERS
@@ -517,14 +530,14 @@ fn run(opts: &Options) -> Result<(), String> {
     procs::pin_self(Some(procs::CLIENT_CPU));
     let mut load_note = String::new();
     if opts.load {
-        load_note = load_phase(opts, &examples, &client, &logs, &scenarios, &mut outcomes);
+        load_note = load::load_phase(opts, &examples, &client, &logs, &scenarios, &mut outcomes);
     }
     if opts.memory {
-        memory_phase(opts, &examples, &logs, &mut outcomes);
+        memory::memory_phase(opts, &examples, &logs, &mut outcomes);
     }
     procs::pin_self(None);
     let micro = if opts.micro {
-        micro_phase(opts, &root)
+        micro::micro_phase(opts, &root)
     } else {
         String::new()
     };
@@ -536,7 +549,7 @@ fn run(opts: &Options) -> Result<(), String> {
         scenarios: &scenarios,
         outcomes: &outcomes,
         header,
-        method: method(&scenarios, &load_note),
+        method: machine::method(&scenarios, opts.runs, &load_note),
         memory_conns: opts.memory_conns,
     };
     let targets = rep.targets();
@@ -552,7 +565,7 @@ fn run(opts: &Options) -> Result<(), String> {
         files.push(("echo.md", rep.echo_md(&targets)));
         files.push(("echo-msgs.svg", rep.throughput_svg(&subtitle)));
         files.push(("echo-cpu.svg", rep.cpu_svg(&subtitle)));
-        files.push(("echo-runs.csv", runs_csv(&scenarios, &outcomes)));
+        files.push(("echo-runs.csv", report::runs_csv(&scenarios, &outcomes)));
     }
     if opts.memory {
         files.push(("memory.md", rep.memory_md(&targets)));
@@ -590,544 +603,4 @@ fn section(md: &str, start: &str) -> String {
     let rest = &md[i..];
     let end = rest[3..].find("\n## ").map_or(rest.len(), |j| j + 3);
     rest[..end].trim_end().to_owned()
-}
-
-/// Longest idle wait before one run.
-const IDLE_WAIT_MAX: Duration = Duration::from_secs(10);
-
-/// Starts every server, runs every scenario `opts.runs` times against each
-/// (interleaved), and stops them.
-fn load_phase(
-    opts: &Options,
-    examples: &Path,
-    client: &Path,
-    logs: &Path,
-    scenarios: &[Scenario],
-    outcomes: &mut [Outcome],
-) -> String {
-    let mut servers: Vec<Option<Server>> = Vec::new();
-    for o in outcomes.iter_mut() {
-        if o.start_error.is_some() {
-            servers.push(None);
-            continue;
-        }
-        let log = logs.join(format!("{}.log", o.spec.key));
-        match Server::start(&examples.join(o.spec.exe), o.spec.args, log) {
-            Ok(s) => {
-                println!(
-                    "compare: {} listening on {} (pid {})",
-                    o.spec.label, s.addr, s.pid
-                );
-                servers.push(Some(s));
-            }
-            Err(e) => {
-                println!("compare: {} failed to start: {e}", o.spec.label);
-                o.start_error = Some(e);
-                servers.push(None);
-            }
-        }
-    }
-    let live = servers.iter().filter(|s| s.is_some()).count();
-    let total = live * scenarios.len() * opts.runs;
-    let per_round: f64 = scenarios.iter().map(|s| s.secs + s.warmup + 0.6).sum();
-    let split: f64 = scenarios
-        .iter()
-        .filter(|s| s.rate > 0)
-        .map(|s| s.secs + s.warmup + 1.0)
-        .sum();
-    println!(
-        "compare: {total} runs and {live} perf runs, about {:.0} s",
-        (per_round * opts.runs as f64 + split) * live as f64
-    );
-    let mut budget = Budgets {
-        idle: Duration::from_secs(if opts.quick { 15 } else { 30 }),
-        retry: Duration::from_secs(if opts.quick { 10 } else { 45 }),
-        retried: 0,
-    };
-    let mut done = 0;
-    for round in 0..opts.runs {
-        // Runs of this round spoiled by other load (or failed): (server, scenario).
-        let mut spoiled: Vec<(usize, usize)> = Vec::new();
-        for (si, sc) in scenarios.iter().enumerate() {
-            for (oi, (o, server)) in outcomes.iter_mut().zip(servers.iter_mut()).enumerate() {
-                let Some(srv) = server.as_mut() else { continue };
-                done += 1;
-                let tag = format!("[{done}/{total}] round {}", round + 1);
-                let run = measure(client, sc, srv, &mut budget, &tag, o.spec.label);
-                if run_spoiled(&run) {
-                    spoiled.push((oi, si));
-                }
-                o.runs[si].push(run);
-            }
-        }
-        // Run spoiled runs again, once, while the retry budget lasts; keep
-        // whichever of the two had less other load.
-        for (oi, si) in spoiled {
-            let Some(srv) = servers[oi].as_mut() else {
-                continue;
-            };
-            if budget.retry.is_zero() || !srv.running() {
-                break;
-            }
-            let started = Instant::now();
-            let tag = format!("[retry] round {}", round + 1);
-            let again = measure(
-                client,
-                &scenarios[si],
-                srv,
-                &mut budget,
-                &tag,
-                outcomes[oi].spec.label,
-            );
-            budget.retry = budget.retry.saturating_sub(started.elapsed());
-            budget.retried += 1;
-            let slot = outcomes[oi].runs[si].last_mut();
-            if let Some(old) = slot {
-                if other_load(&again) < other_load(old) {
-                    *old = again;
-                }
-            }
-        }
-    }
-    let note = format!(
-        "Runs repeated: {}; idle-wait budget left: {:.0} s.",
-        budget.retried,
-        budget.idle.as_secs_f64()
-    );
-    println!("compare: {note}");
-    if let Some(sc) = scenarios.iter().find(|s| s.rate > 0) {
-        split_runs(sc, client, logs, outcomes, &mut servers, &mut budget.idle);
-    }
-    for (o, server) in outcomes.iter_mut().zip(servers) {
-        if let Some(s) = server {
-            let stop = s.stop();
-            println!("compare: {} {}", o.spec.label, stop.text);
-            o.stop = Some(stop);
-        }
-    }
-    note
-}
-
-/// Time the harness may spend waiting for an idle machine and repeating
-/// spoiled runs.
-#[derive(Debug)]
-struct Budgets {
-    /// Idle waiting left; once spent, each run gets one short probe.
-    idle: Duration,
-    /// Repeating spoiled runs left.
-    retry: Duration,
-    /// Runs repeated.
-    retried: usize,
-}
-
-/// A run is spoiled when it failed or something else kept more than this
-/// many CPUs busy while it ran.
-const SPOILED_LOAD: f64 = 0.25;
-
-fn run_spoiled(run: &Run) -> bool {
-    other_load(run) > SPOILED_LOAD
-}
-
-/// The other load during a run; a failed run counts as worst.
-fn other_load(run: &Run) -> f64 {
-    match run {
-        Run::Ok(s) => s.foreign,
-        Run::Failed(_) => f64::INFINITY,
-    }
-}
-
-/// One run of `sc` against `srv`, after waiting (within the budget) for an
-/// idle machine; prints a progress line.
-fn measure(
-    client: &Path,
-    sc: &Scenario,
-    srv: &mut Server,
-    budget: &mut Budgets,
-    tag: &str,
-    label: &str,
-) -> Run {
-    if !srv.running() {
-        return Run::Failed(format!("server not running{}", srv.log_tail()));
-    }
-    let (waited, busy) = procs::wait_idle(IDLE_WAIT_MAX.min(budget.idle));
-    budget.idle = budget.idle.saturating_sub(waited);
-    let timeout = Duration::from_secs_f64(sc.secs + sc.warmup + 45.0);
-    let run = procs::run_client(client, &sc.client_args(srv.addr, srv.pid), srv.pid, timeout)
-        .and_then(|c| Sample::parse(&c.json, c.foreign_cpus));
-    let line = match &run {
-        Ok(s) => format!(
-            "{} msg/s, p99 {:.0} µs, CPU {} µs/msg, other load {:.0}%{}",
-            report::thousands(s.msg_per_s),
-            s.p99,
-            s.cpu.map_or("–".into(), |c| format!("{c:.2}")),
-            s.foreign * 100.0,
-            if busy >= procs::IDLE_CPUS {
-                format!(" (not idle before: {:.0}%)", busy * 100.0)
-            } else {
-                String::new()
-            }
-        ),
-        Err(e) => format!("FAILED: {e}"),
-    };
-    println!("{tag} {label:<30} {:<32} {line}", sc.title());
-    match run {
-        Ok(s) => Run::Ok(s),
-        Err(e) => Run::Failed(e),
-    }
-}
-
-/// One more paced run per server with `perf` sampling CPU 0, for the
-/// user/kernel split of the server's CPU time.
-fn split_runs(
-    sc: &Scenario,
-    client: &Path,
-    logs: &Path,
-    outcomes: &mut [Outcome],
-    servers: &mut [Option<Server>],
-    idle_budget: &mut Duration,
-) {
-    let mut unavailable: Option<String> = None;
-    for (o, server) in outcomes.iter_mut().zip(servers.iter_mut()) {
-        let Some(srv) = server.as_mut() else { continue };
-        if let Some(why) = &unavailable {
-            o.split = Some(Err(why.clone()));
-            continue;
-        }
-        if !srv.running() {
-            continue;
-        }
-        let (waited, _) = procs::wait_idle(IDLE_WAIT_MAX.min(*idle_budget));
-        *idle_budget = idle_budget.saturating_sub(waited);
-        let data = logs.join(format!("{}.perf.data", o.spec.key));
-        let sampler = match procs::Sampler::start(data, &logs.join("perf.log")) {
-            Ok(s) => s,
-            Err(e) => {
-                println!("compare: no perf samples: {e}");
-                unavailable = Some(e.clone());
-                o.split = Some(Err(e));
-                continue;
-            }
-        };
-        let timeout = Duration::from_secs_f64(sc.secs + sc.warmup + 45.0);
-        let run = procs::run_client(client, &sc.client_args(srv.addr, srv.pid), srv.pid, timeout);
-        let split = sampler
-            .finish(srv.pid)
-            .and_then(|c| run.map(|_| c))
-            .map(|(user, kernel)| Split { user, kernel });
-        match &split {
-            Ok(s) => println!(
-                "compare: perf {:<30} {} samples, {:.1}% in user space",
-                o.spec.label,
-                s.user + s.kernel,
-                s.user_share() * 100.0
-            ),
-            Err(e) => println!("compare: perf {:<30} FAILED: {e}", o.spec.label),
-        }
-        o.split = Some(split);
-    }
-}
-
-/// Each server, started afresh, holding `opts.memory_conns` idle connections.
-fn memory_phase(opts: &Options, examples: &Path, logs: &Path, outcomes: &mut [Outcome]) {
-    for o in outcomes.iter_mut() {
-        if !examples.join(o.spec.exe).exists() {
-            continue;
-        }
-        let log = logs.join(format!("{}-memory.log", o.spec.key));
-        let mut server = match Server::start(&examples.join(o.spec.exe), o.spec.args, log) {
-            Ok(s) => s,
-            Err(e) => {
-                o.memory = Some(Err(e));
-                continue;
-            }
-        };
-        let m = memory::measure(&mut server, opts.memory_conns, greenio::DEFAULT_STACK_SIZE);
-        println!(
-            "compare: memory {:<30} {} connections, {} KiB -> {} KiB: {}{}",
-            o.spec.label,
-            m.open,
-            m.rss_before,
-            m.rss_after,
-            m.bytes_per_conn().map_or("–".into(), |b| format!(
-                "{:.1} KiB per connection",
-                b / 1024.0
-            )),
-            m.stacks.map_or(String::new(), |(b, a)| format!(
-                ", {} stack mappings, {:.1} KiB stack touched per connection",
-                a.count,
-                (a.rss_kib as f64 - b.rss_kib as f64) / m.open.max(1) as f64
-            ))
-        );
-        o.memory = Some(Ok(m));
-        o.memory_stop = Some(server.stop());
-    }
-}
-
-/// Longest a micro benchmark may take, build included.
-const MICRO_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Runs the micro benchmarks and returns their output as markdown.
-fn micro_phase(opts: &Options, root: &Path) -> String {
-    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
-    let mut out = String::new();
-    for (bench, what) in [
-        (
-            "runtime",
-            "yield round trip, spawn+join and unpark latency against raw corosensei and std::thread",
-        ),
-        (
-            "sync",
-            "channel ping-pong against crossbeam-channel and std::sync::mpsc",
-        ),
-    ] {
-        out.push_str(&format!("## `cargo bench --bench {bench}`\n\n{what}.\n\n"));
-        if !manifest.contains(&format!("name = \"{bench}\"")) {
-            out.push_str("Not in the workspace yet.\n\n");
-            continue;
-        }
-        println!("compare: cargo bench --bench {bench}");
-        let mut cmd = Command::new(cargo());
-        cmd.args(["bench", "--bench", bench]).current_dir(root);
-        if opts.quick {
-            cmd.args(["--", "--quick"]);
-        }
-        match run_captured(cmd, MICRO_TIMEOUT) {
-            Ok(text) => {
-                print!("{text}");
-                // A markdown table goes in as it is; plain columns in a code block.
-                if text.lines().any(|l| l.starts_with('|')) {
-                    out.push_str(text.trim());
-                    out.push_str("\n\n");
-                } else {
-                    out.push_str(&format!("```text\n{}\n```\n\n", text.trim()));
-                }
-            }
-            Err(e) => {
-                println!("compare: {bench}: {e}");
-                out.push_str(&format!("Failed: {e}\n\n"));
-            }
-        }
-    }
-    out
-}
-
-/// Runs `cmd` with stdout captured (stderr shown), killing it after `timeout`.
-fn run_captured(mut cmd: Command, timeout: Duration) -> Result<String, String> {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start: {e}"))?;
-    let mut stdout = child.stdout.take();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(out) = stdout.as_mut() {
-            let _ = std::io::Read::read_to_string(out, &mut s);
-        }
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if start.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("still running after {timeout:?}; killed"));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(e.to_string()),
-        }
-    };
-    let text = reader.join().unwrap_or_default();
-    if status.success() {
-        Ok(text)
-    } else {
-        Err(format!("{status}: {}", text.trim()))
-    }
-}
-
-/// Every run, one CSV line each, for anyone who wants more than medians.
-fn runs_csv(scenarios: &[Scenario], outcomes: &[Outcome]) -> String {
-    let mut out = String::from(
-        "server,connections,bytes,rate,run,msg_per_s,p50_us,p99_us,p999_us,cpu_us_per_msg,user_us_per_msg,sys_us_per_msg,messages,errors,other_load_cpus,failure\n",
-    );
-    for o in outcomes {
-        for (sc, runs) in scenarios.iter().zip(&o.runs) {
-            for (i, r) in runs.iter().enumerate() {
-                let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
-                let line = match r {
-                    Run::Ok(s) => format!(
-                        "{},{},{},{},{},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{:.3},",
-                        o.spec.key,
-                        sc.conns,
-                        sc.bytes,
-                        sc.rate,
-                        i + 1,
-                        s.msg_per_s,
-                        s.p50,
-                        s.p99,
-                        s.p999,
-                        opt(s.cpu),
-                        opt(s.user),
-                        opt(s.sys),
-                        s.messages,
-                        s.errors,
-                        s.foreign
-                    ),
-                    Run::Failed(e) => format!(
-                        "{},{},{},{},{},,,,,,,,,,,\"{}\"",
-                        o.spec.key,
-                        sc.conns,
-                        sc.bytes,
-                        sc.rate,
-                        i + 1,
-                        e.replace('"', "'")
-                    ),
-                };
-                out.push_str(&line);
-                out.push('\n');
-            }
-        }
-    }
-    out
-}
-
-/// The machine and the moment, for the report headers.
-#[derive(Debug)]
-struct Machine {
-    date: String,
-    cpus: usize,
-    model: String,
-    kernel: String,
-    rustc: String,
-    commit: String,
-    loadavg: String,
-    nofile: u64,
-}
-
-impl Machine {
-    fn read(nofile: u64) -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let model = cpuinfo
-            .lines()
-            .find_map(|l| l.strip_prefix("model name"))
-            .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_owned())
-            .unwrap_or_else(|| "unknown CPU".into());
-        let cmd = |prog: &str, args: &[&str]| {
-            Command::new(prog)
-                .args(args)
-                .current_dir(workspace())
-                .stderr(Stdio::null())
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        };
-        let commit = match cmd("git", &["rev-parse", "--short", "HEAD"]) {
-            Some(c) => {
-                let dirty = cmd("git", &["status", "--porcelain", "--untracked-files=no"])
-                    .is_some_and(|s| !s.is_empty());
-                if dirty {
-                    format!("{c} with uncommitted changes")
-                } else {
-                    c
-                }
-            }
-            None => "unknown".into(),
-        };
-        Machine {
-            date: utc_now(),
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            model,
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map_or("unknown".into(), |s| s.trim().to_owned()),
-            rustc: cmd("rustc", &["-V"]).unwrap_or_else(|| "unknown".into()),
-            commit,
-            loadavg: loadavg(),
-            nofile,
-        }
-    }
-
-    /// The run and the machine, for the top of every file.
-    fn markdown(&self, opts: &Options, elapsed: Duration) -> String {
-        let mode = if opts.quick {
-            "quick smoke run"
-        } else {
-            "full run"
-        };
-        format!(
-            "Generated by `cargo bench --bench compare` ({mode}: {} run{} per point) on \
-             {}; the harness took {:.0} s.\n\n\
-             | machine | |\n|---|---|\n\
-             | CPUs | {} × {} |\n| kernel | Linux {} |\n| rustc | {} |\n| greenio | {} |\n\
-             | load average | {} at start, {} at end |\n| open files limit | {} |\n",
-            opts.runs,
-            if opts.runs == 1 { "" } else { "s" },
-            self.date,
-            elapsed.as_secs_f64(),
-            self.cpus,
-            self.model,
-            self.kernel,
-            self.rustc,
-            self.commit,
-            self.loadavg,
-            loadavg(),
-            self.nofile,
-        )
-    }
-}
-
-/// How the load runs were made, for echo.md.
-fn method(scenarios: &[Scenario], load_note: &str) -> String {
-    let paced = scenarios.iter().find(|s| s.rate > 0);
-    let closed = scenarios.iter().find(|s| s.rate == 0);
-    format!(
-        "Each server is pinned to CPU {} and `echo_client` (one thread, mio) to CPU {} \
-             with `taskset`. Closed-loop runs measure {} s after {} s of warm-up; paced runs \
-             {} s after {} s. Before each run the harness waits up to {} s for fewer than \
-             {:.0}% of a CPU to be busy (within a total budget); a run during which other \
-             work kept more than {:.0}% of a CPU busy is repeated once at the end of its \
-             round (within a budget), keeping the run with less other load. {load_note}\n",
-        procs::SERVER_CPU,
-        procs::CLIENT_CPU,
-        closed.map_or(0.0, |s| s.secs),
-        closed.map_or(0.0, |s| s.warmup),
-        paced.map_or(0.0, |s| s.secs),
-        paced.map_or(0.0, |s| s.warmup),
-        IDLE_WAIT_MAX.as_secs(),
-        procs::IDLE_CPUS * 100.0,
-        SPOILED_LOAD * 100.0,
-    )
-}
-
-/// The three load averages.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Now as `YYYY-MM-DD HH:MM UTC`.
-fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
 }

@@ -16,9 +16,11 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::procs::{self, Server};
+use crate::{Options, Outcome};
 
 /// Connections opened, then sent a message, then read, at a time.
 const BATCH: usize = 64;
@@ -213,4 +215,40 @@ fn page_size() -> usize {
     // SAFETY: sysconf only reads a configuration value.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     usize::try_from(p).unwrap_or(4096)
+}
+
+/// Each server, started afresh, holding `opts.memory_conns` idle connections.
+pub fn memory_phase(opts: &Options, examples: &Path, logs: &Path, outcomes: &mut [Outcome]) {
+    for o in outcomes.iter_mut() {
+        if !examples.join(o.spec.exe).exists() {
+            continue;
+        }
+        let log = logs.join(format!("{}-memory.log", o.spec.key));
+        let mut server = match Server::start(&examples.join(o.spec.exe), o.spec.args, log) {
+            Ok(s) => s,
+            Err(e) => {
+                o.memory = Some(Err(e));
+                continue;
+            }
+        };
+        let m = measure(&mut server, opts.memory_conns, greenio::DEFAULT_STACK_SIZE);
+        println!(
+            "compare: memory {:<30} {} connections, {} KiB -> {} KiB: {}{}",
+            o.spec.label,
+            m.open,
+            m.rss_before,
+            m.rss_after,
+            m.bytes_per_conn().map_or("–".into(), |b| format!(
+                "{:.1} KiB per connection",
+                b / 1024.0
+            )),
+            m.stacks.map_or(String::new(), |(b, a)| format!(
+                ", {} stack mappings, {:.1} KiB stack touched per connection",
+                a.count,
+                (a.rss_kib as f64 - b.rss_kib as f64) / m.open.max(1) as f64
+            ))
+        );
+        o.memory = Some(Ok(m));
+        o.memory_stop = Some(server.stop());
+    }
 }

@@ -251,13 +251,11 @@ pub fn run_client(
         .find(|l| l.starts_with('{'))
         .ok_or_else(|| format!("echo_client printed no JSON line: {}", stdout.trim()))?
         .to_owned();
-    let wall_jiffies = (after.cpu.total - before.cpu.total) as f64 / before.cpu.cpus as f64;
-    let busy =
-        (after.cpu.busy + after.cpu.steal) as f64 - (before.cpu.busy + before.cpu.steal) as f64;
-    let server = after.server_ticks as f64 - before.server_ticks as f64;
-    let client = (after.children_us - before.children_us) as f64 * clock_ticks() / 1e6;
-    let foreign_cpus = if wall_jiffies > 0.0 {
-        ((busy - server - client) / wall_jiffies).max(0.0)
+    let (busy, wall) = before.cpu.busy_until(&after.cpu);
+    let server = after.server_ticks.saturating_sub(before.server_ticks) as f64 / clock_ticks();
+    let client = after.children_us.saturating_sub(before.children_us) as f64 / 1e6;
+    let foreign_cpus = if wall > 0.0 {
+        ((busy - server - client) / wall).max(0.0)
     } else {
         0.0
     };
@@ -297,34 +295,42 @@ impl Snapshot {
     }
 }
 
-/// The first line of `/proc/stat`: all CPUs together, in clock ticks.
+/// Idle time of all CPUs together from the first line of `/proc/stat`,
+/// read with the moment it was read.
+///
+/// Busy time is derived as elapsed time × CPUs − idle, not summed from the
+/// user/system/softirq fields: those are sampled at the scheduler tick, and a
+/// paced load whose 1 ms timer beats in step with the 250 Hz tick is busy
+/// at nearly every tick while idle most of the time between them. Idle time
+/// is measured from idle entry and exit (NO_HZ) and is exact; it excludes
+/// host steal, which so counts as busy.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuTimes {
-    /// user + nice + system + irq + softirq.
-    pub busy: u64,
-    /// Every field but guest time (which is counted in user already).
-    pub total: u64,
-    /// Time the hypervisor ran something else while this machine wanted to run.
-    pub steal: u64,
+    /// idle + iowait, in clock ticks.
+    pub idle: u64,
     /// CPUs in the machine (the `cpuN` lines).
     pub cpus: usize,
+    /// When it was read.
+    pub at: Instant,
 }
 
 impl CpuTimes {
     /// Reads `/proc/stat`.
     pub fn read() -> io::Result<CpuTimes> {
         let text = std::fs::read_to_string("/proc/stat")?;
+        let at = Instant::now();
         let bad = || io::Error::new(io::ErrorKind::InvalidData, "no `cpu` line");
         let line = text
             .lines()
             .find(|l| l.starts_with("cpu "))
             .ok_or_else(bad)?;
+        // user nice system idle iowait irq softirq steal ...
         let f: Vec<u64> = line
             .split_whitespace()
             .skip(1)
             .map(|v| v.parse().unwrap_or(0))
             .collect();
-        if f.len() < 7 {
+        if f.len() < 5 {
             return Err(bad());
         }
         let cpus = text
@@ -332,16 +338,19 @@ impl CpuTimes {
             .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
             .count()
             .max(1);
-        // user nice system idle iowait irq softirq steal ...
-        let busy = f[0] + f[1] + f[2] + f[5] + f[6];
-        let total = f.iter().take(8).sum();
-        let steal = f.get(7).copied().unwrap_or(0);
         Ok(CpuTimes {
-            busy,
-            total,
-            steal,
+            idle: f[3] + f[4],
             cpus,
+            at,
         })
+    }
+
+    /// CPU-seconds busy (or stolen) from `self` to `later`, and the seconds
+    /// between them.
+    pub fn busy_until(&self, later: &CpuTimes) -> (f64, f64) {
+        let wall = later.at.saturating_duration_since(self.at).as_secs_f64();
+        let idle = later.idle.saturating_sub(self.idle) as f64 / clock_ticks();
+        ((wall * self.cpus as f64 - idle).max(0.0), wall)
     }
 }
 
@@ -362,12 +371,8 @@ pub fn busy_cpus(interval: Duration) -> io::Result<f64> {
     let a = CpuTimes::read()?;
     thread::sleep(interval);
     let b = CpuTimes::read()?;
-    let total = (b.total - a.total) as f64;
-    if total == 0.0 {
-        return Ok(0.0);
-    }
-    let busy = (b.busy + b.steal) - (a.busy + a.steal);
-    Ok(busy as f64 / total * a.cpus as f64)
+    let (busy, wall) = a.busy_until(&b);
+    Ok(if wall > 0.0 { busy / wall } else { 0.0 })
 }
 
 /// User + system clock ticks of a process (all its threads).
