@@ -27,6 +27,17 @@
 //! from starving sockets and timers, while a loop of two yielding green
 //! threads pays one `epoll_wait` per 256 switches, not per switch.
 //!
+//! # What a switch costs
+//!
+//! A yield (park, back to the loop, resume the next green thread) is about
+//! 190 instructions (callgrind), ~85 ns on the reference VM, against ~20
+//! instructions for a bare corosensei resume+suspend pair. The rest is
+//! spread thin: interrupt checks on both sides of the park, the wait
+//! number and slot bookkeeping, the run queue, corosensei's unwind-safe
+//! switch wrappers, and the loop's budget/inbox/timer checks. An echoed
+//! message costs ~600 user-space instructions in all (mio's hand-written
+//! loop: ~290), against ~5 µs of kernel time for the two syscalls.
+//!
 //! # Rejected designs
 //!
 //! * *Work stealing between hubs.* Moving a suspended stack to another OS
