@@ -401,7 +401,13 @@ pub fn slow_receiver_is_disconnected(addr: SocketAddr) {
     let mut talker = Client::with_nick(addr, "talker");
     fast.expect("* talker joined");
 
-    // The fast receiver reads everything on its own thread.
+    // The fast receiver reads everything on its own thread and publishes
+    // how far it got: the talker never runs more than WINDOW lines ahead of
+    // it, so on a busy machine the fast receiver's backlog stays far below
+    // the server's 1 MiB limit while the slow one's grows past it.
+    const WINDOW: usize = 128; // lines of ~1 KB
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = progress.clone();
     let (left_tx, left_rx) = mpsc::channel::<()>();
     let reader = std::thread::spawn(move || {
         let mut n = 0usize;
@@ -422,6 +428,7 @@ pub fn slow_receiver_is_disconnected(addr: SocketAddr) {
             let (num, _) = rest.split_once(' ').expect("numbered line");
             assert_eq!(num.parse::<usize>().unwrap(), n, "lost or reordered");
             n += 1;
+            seen.store(n, std::sync::atomic::Ordering::Release);
         }
     });
 
@@ -429,7 +436,26 @@ pub fn slow_receiver_is_disconnected(addr: SocketAddr) {
     let mut sent = 0usize;
     let mut n = 0usize;
     let deadline = Instant::now() + Duration::from_secs(90);
+    let mut left = false;
     loop {
+        while n >= progress.load(std::sync::atomic::Ordering::Acquire) + WINDOW {
+            if left_rx.try_recv().is_ok() {
+                left = true;
+                break;
+            }
+            if reader.is_finished() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the fast receiver stalled at line {}",
+                progress.load(std::sync::atomic::Ordering::Acquire)
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        if left {
+            break;
+        }
         let mut batch = String::new();
         for _ in 0..64 {
             batch.push_str(&format!("{n} {filler}\n"));
