@@ -3,12 +3,13 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use greenio::net::{Server, ServerHandle, TcpStream};
+
+mod util;
 
 /// Bound of every wait in these tests (the machine may be busy).
 const LONG: Duration = Duration::from_secs(30);
@@ -359,44 +360,10 @@ fn a_broken_listener_ends_serve_with_its_error() {
 
 const CHILD_ENV: &str = "GREENIO_SERVER_CHILD";
 
-/// Runs `body` if this process is the child for `name`; otherwise runs
-/// that child (this test binary, filtered to `name`) and asserts it passed.
-/// Descriptor limits are per process, so the EMFILE test runs alone.
-fn in_child(name: &str, body: impl FnOnce()) {
-    if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
-        body();
-        return;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child {name} did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    let _ = child.stdout.take().unwrap().read_to_string(&mut out);
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-    assert!(status.success(), "child {name}: {status:?}\n{out}\n{err}");
-}
-
 #[test]
 fn out_of_descriptors_the_server_backs_off_and_serves_again() {
-    in_child(
+    util::in_child(
+        CHILD_ENV,
         "out_of_descriptors_the_server_backs_off_and_serves_again",
         || {
             // A low limit so that exhausting it is quick.

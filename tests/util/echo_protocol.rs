@@ -3,7 +3,8 @@
 //! library servers started in-process). Plain `std::net` clients on OS
 //! threads, every read bounded by a timeout.
 //!
-//! Include it with `#[path = "util/echo_protocol.rs"] mod echo_protocol;`.
+//! Include it with `#[path = "util/echo_protocol.rs"] mod echo_protocol;`
+//! next to `mod util;` (it uses `util::pattern`).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -44,18 +45,7 @@ fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
-/// Bytes of a pattern that shows loss or reordering.
-pub fn pattern(seed: u32, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
+pub use crate::util::pattern;
 
 /// Messages of 1 byte to 64 KiB come back unchanged, one at a time.
 pub fn small_messages_round_trip(addr: SocketAddr) {

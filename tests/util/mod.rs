@@ -58,6 +58,46 @@ pub fn pattern(seed: u32, n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Runs `body` if this process is the child for test `name` (the
+/// environment variable `env` names it); otherwise runs that child — this
+/// test binary, filtered to `name` — and asserts it passed. Process-wide
+/// state (descriptor limits, signal dispositions) is changed only in the
+/// child, so tests sharing the binary are not affected.
+pub fn in_child(env: &str, name: &str, body: impl FnOnce()) {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    if std::env::var(env).as_deref() == Ok(name) {
+        body();
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child {name} did not finish within {LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut out);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(status.success(), "child {name}: {status:?}\n{out}\n{err}");
+}
+
 /// Raises this process's soft limit on open descriptors to its hard limit
 /// and returns the new soft limit.
 pub fn raise_fd_limit() -> u64 {
