@@ -866,7 +866,7 @@ impl Hub {
                 }
                 if timeout.is_none() && self.deadlocked() {
                     self.shared.sleeping.store(false, Ordering::SeqCst);
-                    self.deadlock(done);
+                    self.deadlock();
                 }
             }
             self.poll(timeout);
@@ -952,7 +952,7 @@ impl Hub {
         }
     }
 
-    fn deadlock(&self, done: &dyn Fn(&Hub) -> bool) -> ! {
+    fn deadlock(&self) -> ! {
         let report = format!(
             "greenio: deadlock: every green thread is parked and nothing can wake them \
              (no ready green thread, timer, socket, unparker or other thread):\n{}",
@@ -963,7 +963,6 @@ impl Hub {
         // report. If they cannot unwind either, abort rather than free
         // stacks that are still in use.
         self.cancel_all();
-        let _ = done;
         let drained = panic::catch_unwind(AssertUnwindSafe(|| {
             self.event_loop_nocheck(|h| h.live.get() == 0);
         }));

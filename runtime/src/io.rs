@@ -388,6 +388,15 @@ fn other_hub(mine: usize, cur: usize) -> io::Error {
     ))
 }
 
+/// What a socket wait in direction `dir` shows in `dump`.
+fn io_reason(dir: Ready) -> WaitReason {
+    WaitReason::external(if dir.intersects(Ready::READABLE) {
+        "socket read"
+    } else {
+        "socket write"
+    })
+}
+
 fn timed_out() -> io::Error {
     io::Error::new(
         io::ErrorKind::TimedOut,
@@ -535,12 +544,7 @@ impl Registration {
             if deadline.is_none() {
                 deadline = timeout.and_then(|t| Instant::now().checked_add(t));
             }
-            let what = if dir.intersects(Ready::READABLE) {
-                "socket read"
-            } else {
-                "socket write"
-            };
-            if let Err(err) = self.park(hub, e, dir, deadline, WaitReason::external(what)) {
+            if let Err(err) = self.park(hub, e, dir, deadline, io_reason(dir)) {
                 return Some(Err(err));
             }
         }
@@ -591,12 +595,7 @@ impl Registration {
     /// called outside a green thread or from another hub than the one the
     /// source is registered on.
     pub fn wait(&self, dir: Ready, deadline: Option<Instant>) -> io::Result<()> {
-        let what = if dir.intersects(Ready::READABLE) {
-            "socket read"
-        } else {
-            "socket write"
-        };
-        self.wait_as(dir, deadline, WaitReason::external(what))
+        self.wait_as(dir, deadline, io_reason(dir))
     }
 
     /// Like [`wait`](Self::wait) with the reason shown by
