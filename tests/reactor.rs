@@ -12,8 +12,6 @@
 mod chat_protocol;
 #[path = "util/echo_protocol.rs"]
 mod echo_protocol;
-#[path = "util/example.rs"]
-mod example;
 mod util;
 
 use std::cell::{Cell, RefCell};
@@ -28,7 +26,7 @@ use greenio::net::reactor::{
 };
 use greenio::net::TcpStream;
 
-use example::Example;
+use util::Example;
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -866,7 +864,7 @@ fn the_callback_examples_show_help_and_reject_bad_arguments() {
         ("echo_callback", "127.0.0.1:7000"),
         ("chat_callback", "127.0.0.1:7001"),
     ] {
-        let bin = example::example_path(name);
+        let bin = util::example_binary(name);
         let out = std::process::Command::new(&bin)
             .arg("--help")
             .output()
@@ -901,7 +899,7 @@ fn the_callback_examples_show_help_and_reject_bad_arguments() {
 /// with.
 mod chat_callback {
     use super::chat_protocol;
-    use super::example::Example;
+    use super::util::Example;
 
     macro_rules! protocol_tests {
         ($($name:ident),* $(,)?) => {

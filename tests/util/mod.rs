@@ -244,6 +244,21 @@ impl Example {
         self.stdout.try_iter().collect()
     }
 
+    /// Stdout lines after the `listening on` one until the child closes
+    /// its stdout (each wait bounded by 5 s); call it after it exited.
+    pub fn rest_of_stdout(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Ok(l) = self.stdout.recv_timeout(Duration::from_secs(5)) {
+            lines.push(l);
+        }
+        lines
+    }
+
+    /// Starts `name` on a free loopback port.
+    pub fn start_any_port(name: &str) -> Example {
+        Example::start(name, &["--listen", "127.0.0.1:0"])
+    }
+
     /// Everything the child wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
