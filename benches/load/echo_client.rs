@@ -148,81 +148,70 @@ impl Default for Options {
     }
 }
 
-/// Why the command line was not accepted.
-#[derive(Debug, PartialEq)]
-enum ArgsError {
-    /// `-h` or `--help`: print the usage and exit 0.
-    Help,
-    /// A bad argument, with a message that names it.
-    Bad(String),
-}
-
-/// Parses the arguments (without the program name).
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, ArgsError> {
-    fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ArgsError> {
+/// Parses the command line: the options, or `None` for `-h`/`--help`.
+fn parse_args(args: &mut lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
+    use lexopt::prelude::*;
+    /// The value of `name` as a number.
+    fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, lexopt::Error> {
         v.parse()
-            .map_err(|_| ArgsError::Bad(format!("{name} {v}: not a valid number")))
+            .map_err(|_| format!("{name} {v}: not a valid number").into())
     }
-    fn seconds(name: &str, v: &str, zero_ok: bool) -> Result<Duration, ArgsError> {
+    /// The value of `name` as seconds, up to [`MAX_SECS`].
+    fn seconds(name: &str, v: &str, zero_ok: bool) -> Result<Duration, lexopt::Error> {
         let s: f64 = number(name, v)?;
         let min_ok = if zero_ok { s >= 0.0 } else { s > 0.0 };
         if !min_ok || s > MAX_SECS {
-            return Err(ArgsError::Bad(format!(
+            return Err(format!(
                 "{name} {v}: want {} to {MAX_SECS} seconds",
                 if zero_ok { "0" } else { "more than 0" }
-            )));
+            )
+            .into());
         }
         Ok(Duration::from_secs_f64(s))
     }
     let mut o = Options::default();
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        if arg == "-h" || arg == "--help" {
-            return Err(ArgsError::Help);
-        }
-        if arg == "--json" {
-            o.json = true;
-            continue;
-        }
-        let v = it
-            .next()
-            .ok_or_else(|| ArgsError::Bad(format!("{arg} needs a value")))?;
-        match arg.as_str() {
-            "--addr" => {
+    while let Some(arg) = args.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("json") => o.json = true,
+            Long("addr") => {
+                let v = args.value()?.string()?;
                 o.addr = v
                     .to_socket_addrs()
                     .ok()
                     .and_then(|mut addrs| addrs.next())
-                    .ok_or_else(|| ArgsError::Bad(format!("--addr {v}: want HOST:PORT")))?;
+                    .ok_or_else(|| format!("--addr {v}: want HOST:PORT"))?;
             }
-            "-c" => {
-                o.conns = number("-c", &v)?;
+            Short('c') => {
+                o.conns = number("-c", &args.value()?.string()?)?;
                 if o.conns == 0 {
-                    return Err(ArgsError::Bad("-c 0: want at least 1 connection".into()));
+                    return Err("-c 0: want at least 1 connection".into());
                 }
             }
-            "-t" => o.per_conn = number("-t", &v)?,
-            "-b" => {
+            Short('t') => o.per_conn = number("-t", &args.value()?.string()?)?,
+            Short('b') => {
+                let v = args.value()?.string()?;
                 o.bytes = number("-b", &v)?;
                 if !(1..=MAX_BYTES).contains(&o.bytes) {
-                    return Err(ArgsError::Bad(format!(
-                        "-b {v}: want 1 to {MAX_BYTES} bytes"
-                    )));
+                    return Err(format!("-b {v}: want 1 to {MAX_BYTES} bytes").into());
                 }
             }
-            "--secs" => o.secs = seconds("--secs", &v, false)?,
-            "--warmup" => o.warmup = seconds("--warmup", &v, true)?,
-            "--rate" => {
+            Long("secs") => o.secs = seconds("--secs", &args.value()?.string()?, false)?,
+            Long("warmup") => o.warmup = seconds("--warmup", &args.value()?.string()?, true)?,
+            Long("rate") => {
+                let v = args.value()?.string()?;
                 o.rate = number("--rate", &v)?;
                 if !(0.0..=1e9).contains(&o.rate) {
-                    return Err(ArgsError::Bad(format!("--rate {v}: want 0 to 1e9 msg/s")));
+                    return Err(format!("--rate {v}: want 0 to 1e9 msg/s").into());
                 }
             }
-            "--server-pid" => o.server_pid = Some(number("--server-pid", &v)?),
-            _ => return Err(ArgsError::Bad(format!("unknown argument {arg:?}"))),
+            Long("server-pid") => {
+                o.server_pid = Some(number("--server-pid", &args.value()?.string()?)?)
+            }
+            _ => return Err(arg.unexpected()),
         }
     }
-    Ok(o)
+    Ok(Some(o))
 }
 
 /// Largest latency the histogram tells apart, in nanoseconds (an hour, the
@@ -854,14 +843,14 @@ struct Report {
 
 /// Parses the command line and runs the load; see the module docs.
 fn main() -> ExitCode {
-    let opts = match parse_args(std::env::args().skip(1)) {
-        Ok(opts) => opts,
-        Err(ArgsError::Help) => {
+    let opts = match parse_args(&mut lexopt::Parser::from_env()) {
+        Ok(Some(opts)) => opts,
+        Ok(None) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Err(ArgsError::Bad(message)) => {
-            eprintln!("echo_client: {message}\n\n{USAGE}");
+        Err(e) => {
+            eprintln!("echo_client: {e}\n\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -1217,18 +1206,20 @@ mod tests {
 
     #[test]
     fn parses_arguments() {
-        let args = |s: &str| parse_args(s.split_whitespace().map(String::from));
+        let args = |s: &str| parse_args(&mut lexopt::Parser::from_args(s.split_whitespace()));
         let o = args("--addr 127.0.0.1:9 -c 7 -t 3 -b 16 --secs 0.5 --rate 100 --warmup 0 --json")
+            .unwrap()
             .unwrap();
         assert_eq!(o.addr, SocketAddr::from(([127, 0, 0, 1], 9)));
         assert_eq!((o.conns, o.per_conn, o.bytes), (7, 3, 16));
         assert_eq!(o.secs, Duration::from_millis(500));
         assert_eq!(o.warmup, Duration::ZERO);
         assert!(o.json && o.rate == 100.0);
-        assert_eq!(args("--help").unwrap_err(), ArgsError::Help);
-        assert!(matches!(args("-c 0"), Err(ArgsError::Bad(_))));
-        assert!(matches!(args("--secs 0"), Err(ArgsError::Bad(_))));
-        assert!(matches!(args("-b"), Err(ArgsError::Bad(_))));
-        assert!(matches!(args("--bogus 1"), Err(ArgsError::Bad(_))));
+        assert!(args("--help").unwrap().is_none());
+        assert!(args("-c 0").is_err());
+        assert!(args("--secs 0").is_err());
+        assert!(args("-b").is_err());
+        assert!(args("--bogus 1").is_err());
+        assert!(args("-c x").is_err());
     }
 }
