@@ -30,6 +30,9 @@ const CANCEL: u8 = 1;
 const FINISHED: u8 = 2;
 /// A joiner stored its waiter in `Header::joiner`.
 const JOINER: u8 = 4;
+/// A `JoinHandle` polled as a future stored its waker in
+/// `Header::async_joiner`. // interop hook (issue 13)
+const ASYNC_JOINER: u8 = 8;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -55,6 +58,13 @@ pub(crate) struct Header {
     unpark_token: AtomicBool,
     /// The `seq` of the wait a [`park`] call is in, 0 if none.
     user_park_seq: AtomicU64,
+    /// The waker of a `JoinHandle` polled as a future (`block_on.rs`);
+    /// replaced by each poll, taken by `complete` when it sees
+    /// `ASYNC_JOINER`. // interop hook (issue 13)
+    async_joiner: std::sync::Mutex<Option<std::task::Waker>>,
+    /// This green thread's `green_local!` values (`local.rs`); touched only
+    /// by the green thread itself, emptied by `root`. // interop hook (issue 13)
+    pub(crate) locals: crate::local::Locals,
 }
 
 impl Header {
@@ -69,7 +79,29 @@ impl Header {
             joiner: UnsafeCell::new(None),
             unpark_token: AtomicBool::new(false),
             user_park_seq: AtomicU64::new(0),
+            async_joiner: std::sync::Mutex::new(None), // interop hook (issue 13)
+            locals: crate::local::Locals::default(),   // interop hook (issue 13)
         }
+    }
+
+    /// Registers `waker` to be woken when the green thread finishes;
+    /// `true` if it already has. Both sides set their flag with one
+    /// read-modify-write on `flags`, so whichever lands second sees the
+    /// other (as in `join`). // interop hook (issue 13)
+    pub(crate) fn poll_finished(&self, waker: &std::task::Waker) -> bool {
+        if self.is_finished() {
+            return true;
+        }
+        {
+            let mut slot = self
+                .async_joiner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                *slot = Some(waker.clone());
+            }
+        }
+        self.flags.fetch_or(ASYNC_JOINER, Ordering::AcqRel) & FINISHED != 0
     }
 
     /// Makes the green thread runnable for wait `seq` after a won fire.
@@ -153,10 +185,22 @@ impl<T> Packet<T> {
                 w.wake();
             }
         }
+        if prev & ASYNC_JOINER != 0 {
+            // interop hook (issue 13): wake a `JoinHandle` awaited as a future.
+            let waker = self
+                .header
+                .async_joiner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
     }
 
     /// Takes the result once FINISHED is observed.
-    fn take_result(&self) -> Result<T, JoinError> {
+    pub(crate) fn take_result(&self) -> Result<T, JoinError> {
         debug_assert!(self.header.is_finished());
         // SAFETY: FINISHED was observed with acquire ordering, so the write
         // in `complete` happened before; `join` consumes the only handle.
@@ -261,7 +305,7 @@ impl From<JoinError> for io::Error {
 /// });
 /// ```
 pub struct JoinHandle<T> {
-    packet: Arc<Packet<T>>,
+    pub(crate) packet: Arc<Packet<T>>, // interop hook (issue 13): pub(crate) for block_on.rs
     _not_clone: PhantomData<T>,
 }
 
@@ -680,6 +724,7 @@ where
             }
         }
     };
+    crate::local::drop_green_locals(&packet.header.locals); // interop hook (issue 13)
     packet.complete(result);
 }
 
