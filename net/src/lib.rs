@@ -107,6 +107,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod accept;
 mod dns;
 mod source;
 mod sys;
