@@ -455,3 +455,14 @@ fn connection_green_threads_carry_the_configured_name() {
         stop_and_join(&handle, serving);
     });
 }
+
+#[test]
+fn serve_outside_a_runtime_is_a_misuse_error_a_caller_can_match() {
+    let server = Server::bind("127.0.0.1:0", echo).unwrap();
+    let err = server.serve().unwrap_err();
+    assert_eq!(
+        greenio::net::Misuse::of(&err),
+        Some(greenio::net::Misuse::OutsideRuntime)
+    );
+    assert!(err.to_string().contains("greenio::run"), "{err}");
+}

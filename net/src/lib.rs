@@ -97,8 +97,9 @@
 //!
 //! A call that can complete at once (binding, a read with data already
 //! queued) works anywhere. A call that would have to wait fails with an
-//! [`std::io::Error`] whose message names `greenio::run`: the caller has no
-//! green thread to park.
+//! [`std::io::Error`] whose message names `greenio::run` and whose inner
+//! error is [`Misuse::OutsideRuntime`]: the caller has no green thread to
+//! park.
 //!
 //! # Errors
 //!
@@ -109,6 +110,7 @@
 
 mod accept;
 mod dns;
+mod misuse;
 mod source;
 mod sys;
 mod tcp;
@@ -116,6 +118,7 @@ mod udp;
 pub mod unix;
 
 pub use dns::{lookup_host, ToSocketAddrs};
+pub use misuse::Misuse;
 pub mod lines;
 pub use lines::{Line, LineReader};
 pub use tcp::{Incoming, TcpListener, TcpStream};

@@ -128,6 +128,7 @@ use greenio_runtime::{Builder, JoinHandle};
 
 use crate::accept::{classify, AcceptError, Backoff};
 use crate::sys;
+use crate::Misuse;
 use crate::{TcpListener, TcpStream, ToSocketAddrs};
 
 /// The connection handler, shared by every connection on every hub.
@@ -722,8 +723,9 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// Outside a runtime; if an acceptor green thread cannot be spawned or
-    /// a `SO_REUSEPORT` listener cannot be bound for another hub; or the
+    /// [`Misuse::OutsideRuntime`] outside a runtime; if an acceptor green
+    /// thread cannot be spawned or a `SO_REUSEPORT` listener cannot be
+    /// bound for another hub; or the
     /// `accept` error that stopped the server (one that retrying cannot
     /// fix, e.g. `EBADF`): the server then stops accepting, lets running
     /// connections finish (or be cancelled at a `stop` deadline), and
@@ -751,9 +753,7 @@ impl Server {
     pub fn serve(self) -> io::Result<()> {
         let runtime_hubs = greenio_runtime::hub_count();
         if runtime_hubs == 0 {
-            return Err(io::Error::other(
-                "greenio: Server::serve outside a runtime; call it inside greenio::run",
-            ));
+            return Err(Misuse::OutsideRuntime.into());
         }
         let Server {
             listener,

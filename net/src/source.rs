@@ -52,6 +52,8 @@ use std::time::{Duration, Instant};
 use greenio_runtime::io::{Ready, Registration};
 use mio::unix::SourceFd;
 
+use crate::Misuse;
+
 /// A non-blocking socket `S` that parks green threads until it is ready.
 pub(crate) struct Async<S: AsRawFd> {
     /// The registration with the hub that last used the socket; `None`
@@ -146,9 +148,10 @@ impl<S: AsRawFd> Async<S> {
     ///
     /// # Errors
     ///
-    /// Outside a hub (the message names `greenio::run`); if another handle
-    /// on this hub is parked on the socket while it is used from a new hub
-    /// (impossible through the safe API); or `epoll_ctl` failing.
+    /// Outside a runtime, [`Misuse::OutsideRuntime`] (the message names
+    /// `greenio::run`); [`Misuse::OtherHub`] if another handle on this hub
+    /// is parked on the socket while it is used from a new hub (impossible
+    /// through the safe API); or `epoll_ctl` failing.
     #[inline]
     pub(crate) fn registration(&self) -> io::Result<Ref<'_, Registration>> {
         let current = Ref::filter_map(self.reg.borrow(), |r| r.as_ref().filter(|r| r.is_local()));
@@ -165,14 +168,15 @@ impl<S: AsRawFd> Async<S> {
 
     #[cold]
     fn register(&self) -> io::Result<()> {
+        if greenio_runtime::hub_count() == 0 {
+            return Err(Misuse::OutsideRuntime.into());
+        }
         let fd = self.fd();
         let new = Registration::new(&mut SourceFd(&fd))?;
-        let mut slot = self.reg.try_borrow_mut().map_err(|_| {
-            io::Error::other(
-                "greenio: socket is in use by a green thread of another hub; \
-                 give each hub its own handle (try_clone)",
-            )
-        })?;
+        let mut slot = self
+            .reg
+            .try_borrow_mut()
+            .map_err(|_| io::Error::from(Misuse::OtherHub))?;
         if let Some(old) = slot.replace(new) {
             // Moved from another hub: take it out of that hub's poller. A
             // failure only leaves a stale epoll entry whose events that hub
