@@ -16,7 +16,8 @@
 //! # What it does
 //!
 //! 1. `cargo build --release --examples` (through `$CARGO`), which builds
-//!    greenio's servers, the peers in `benches/peers/` and `echo_client`.
+//!    greenio's servers, the peers in `benches/peers/` and the load generator
+//!    `echo_client` (`benches/load/echo_client.rs`).
 //! 2. **Load**: starts every server at once, each pinned to CPU 0 with
 //!    `taskset`, and runs `echo_client --json --server-pid PID` pinned to CPU
 //!    1 against each in turn: closed loop at C = 1, 10, 100, 1000, 10000

@@ -54,6 +54,9 @@ use greenio::net::{Line, LineReader, Server, TcpStream};
 use greenio::signal::{Signals, SIGINT, SIGTERM};
 use greenio::sync::{bounded, Mutex, Receiver, Sender};
 
+#[path = "support/cli.rs"]
+mod cli;
+
 /// The longest line a client may send, CR and LF not counted.
 const MAX_LINE: usize = 4096;
 /// Bytes queued for a client before it counts as not reading.
@@ -309,18 +312,8 @@ fn deliver(m: &mut Member, msg: &Msg) {
 }
 
 fn main() -> ExitCode {
-    let listen = match parse_args(std::env::args().skip(1)) {
-        Ok(listen) => listen,
-        Err(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(Some(msg)) => {
-            eprintln!("chat: {msg}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    StderrLogger::install();
+    let listen = cli::parse_or_exit("chat", USAGE, cli::listen_only("127.0.0.1:7001"));
+    cli::init_logger();
 
     let result = greenio::run(move || -> io::Result<()> {
         let mut signals = Signals::new(&[SIGINT, SIGTERM])?;
@@ -351,7 +344,7 @@ fn main() -> ExitCode {
 }
 
 // ---------------------------------------------------------------------------
-// The command line and a tiny logger; nothing greenio-specific below.
+// The command line; nothing greenio-specific below.
 
 const USAGE: &str = "\
 usage: chat [--listen ADDR]
@@ -360,56 +353,5 @@ usage: chat [--listen ADDR]
   -h, --help       this text
 
 Prints `listening on IP:PORT` once it accepts; SIGINT/SIGTERM stop it (exit 0).
-Log level from GREENIO_LOG (error, warn, info, debug; default warn).";
-
-/// The `--listen` value; `Err(None)` asks for the usage text.
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<String, Option<String>> {
-    let mut listen = "127.0.0.1:7001".to_string();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-h" | "--help" => return Err(None),
-            "--listen" => {
-                listen = args
-                    .next()
-                    .ok_or_else(|| Some("--listen needs a value".to_string()))?
-            }
-            other => return Err(Some(format!("unknown argument {other:?}"))),
-        }
-    }
-    Ok(listen)
-}
-
-/// Prints `log` records to stderr, at the level named by `GREENIO_LOG`.
-struct StderrLogger;
-
-impl StderrLogger {
-    fn install() {
-        let level = match std::env::var("GREENIO_LOG").as_deref() {
-            Ok("error") => log::LevelFilter::Error,
-            Ok("info") => log::LevelFilter::Info,
-            Ok("debug") => log::LevelFilter::Debug,
-            Ok("trace") => log::LevelFilter::Trace,
-            Ok("off") => log::LevelFilter::Off,
-            _ => log::LevelFilter::Warn,
-        };
-        static LOGGER: StderrLogger = StderrLogger;
-        if log::set_logger(&LOGGER).is_ok() {
-            log::set_max_level(level);
-        }
-    }
-}
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            eprintln!("chat: {}: {}", record.level(), record.args());
-        }
-    }
-
-    fn flush(&self) {}
-}
+Log filter from GREENIO_LOG or RUST_LOG (error, warn, info, debug, or
+greenio=debug,warn; default warn).";

@@ -56,6 +56,9 @@ use greenio::net::reactor::{
 };
 use greenio::signal::{Signals, SIGINT, SIGTERM};
 
+#[path = "support/cli.rs"]
+mod cli;
+
 /// The longest line, CR excluded.
 const MAX_LINE: usize = 4096;
 /// Unsent output a client may have before it is cut off.
@@ -183,17 +186,8 @@ impl Client {
 }
 
 fn main() -> ExitCode {
-    let listen = match parse_args(std::env::args().skip(1)) {
-        Ok(listen) => listen,
-        Err(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(Some(msg)) => {
-            eprintln!("chat_callback: {msg}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let listen = cli::parse_or_exit("chat_callback", USAGE, cli::listen_only("127.0.0.1:7001"));
+    cli::init_logger();
     // Resolve before the hub starts: a reactor call never blocks.
     let addr = match resolve(&listen) {
         Ok(addr) => addr,
@@ -243,25 +237,9 @@ usage: chat_callback [--listen ADDR]
   --listen ADDR    address to listen on (default 127.0.0.1:7001; port 0 picks a free port)
   -h, --help       this text
 
-Prints `listening on IP:PORT` once it accepts; SIGINT/SIGTERM stop it (exit 0).";
-
-/// The `--listen` value; `Err(None)` asks for the usage text.
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<String, Option<String>> {
-    let mut listen = "127.0.0.1:7001".to_string();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-h" | "--help" => return Err(None),
-            "--listen" => {
-                listen = args
-                    .next()
-                    .ok_or_else(|| Some("--listen needs a value".to_string()))?
-            }
-            other => return Err(Some(format!("unknown argument {other:?}"))),
-        }
-    }
-    Ok(listen)
-}
+Prints `listening on IP:PORT` once it accepts; SIGINT/SIGTERM stop it (exit 0).
+Log filter from GREENIO_LOG or RUST_LOG (error, warn, info, debug, or
+greenio=debug,warn; default warn).";
 
 fn resolve(listen: &str) -> io::Result<SocketAddr> {
     listen

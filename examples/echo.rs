@@ -25,6 +25,9 @@ use std::time::Duration;
 use greenio::net::{Server, TcpStream};
 use greenio::signal::{Signals, SIGINT, SIGTERM};
 
+#[path = "support/cli.rs"]
+mod cli;
+
 /// How long open connections may go on after SIGINT/SIGTERM.
 const GRACE: Duration = Duration::from_secs(1);
 
@@ -57,18 +60,8 @@ fn echo(mut conn: TcpStream, _peer: SocketAddr) {
 }
 
 fn main() -> ExitCode {
-    let opts = match Options::parse(std::env::args().skip(1)) {
-        Ok(opts) => opts,
-        Err(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(Some(msg)) => {
-            eprintln!("echo: {msg}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    StderrLogger::install();
+    let opts = cli::parse_or_exit("echo", USAGE, Options::parse);
+    cli::init_logger();
 
     let runtime = match greenio::Runtime::builder().hubs(opts.hubs).build() {
         Ok(rt) => rt,
@@ -110,7 +103,7 @@ fn main() -> ExitCode {
 }
 
 // ---------------------------------------------------------------------------
-// The command line and a tiny logger; nothing greenio-specific below.
+// The command line; nothing greenio-specific below.
 
 const USAGE: &str = "\
 usage: echo [--listen ADDR] [--hubs N] [--max-conns N] [--reuse-port]
@@ -122,7 +115,8 @@ usage: echo [--listen ADDR] [--hubs N] [--max-conns N] [--reuse-port]
   -h, --help       this text
 
 Prints `listening on IP:PORT` once it accepts; SIGINT/SIGTERM stop it (exit 0).
-Log level from GREENIO_LOG (error, warn, info, debug; default warn).";
+Log filter from GREENIO_LOG or RUST_LOG (error, warn, info, debug, or
+greenio=debug,warn; default warn).";
 
 struct Options {
     listen: String,
@@ -132,70 +126,27 @@ struct Options {
 }
 
 impl Options {
-    /// `Err(None)` asks for the usage text, `Err(Some(msg))` is a mistake.
-    fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Option<String>> {
+    /// The options, or `None` for `--help`.
+    fn parse(args: &mut lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
+        use lexopt::prelude::*;
         let mut opts = Options {
             listen: "127.0.0.1:7000".to_string(),
             hubs: 1,
             max_conns: None,
             reuse_port: false,
         };
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| args.next().ok_or(Some(format!("{name} needs a value")));
-            let number = |name: &str, v: String| -> Result<usize, Option<String>> {
-                match v.parse::<usize>() {
-                    Ok(n) if n > 0 => Ok(n),
-                    _ => Err(Some(format!(
-                        "{name}: expected a positive number, got {v:?}"
-                    ))),
+        while let Some(arg) = args.next()? {
+            match arg {
+                Short('h') | Long("help") => return Ok(None),
+                Long("listen") => opts.listen = args.value()?.string()?,
+                Long("hubs") => opts.hubs = cli::positive("--hubs", args.value()?)?,
+                Long("max-conns") => {
+                    opts.max_conns = Some(cli::positive("--max-conns", args.value()?)?)
                 }
-            };
-            match arg.as_str() {
-                "-h" | "--help" => return Err(None),
-                "--listen" => opts.listen = value("--listen")?,
-                "--hubs" => opts.hubs = number("--hubs", value("--hubs")?)?,
-                "--max-conns" => {
-                    opts.max_conns = Some(number("--max-conns", value("--max-conns")?)?)
-                }
-                "--reuse-port" => opts.reuse_port = true,
-                other => return Err(Some(format!("unknown argument {other:?}"))),
+                Long("reuse-port") => opts.reuse_port = true,
+                _ => return Err(arg.unexpected()),
             }
         }
-        Ok(opts)
+        Ok(Some(opts))
     }
-}
-
-/// Prints `log` records to stderr, at the level named by `GREENIO_LOG`.
-struct StderrLogger;
-
-impl StderrLogger {
-    fn install() {
-        let level = match std::env::var("GREENIO_LOG").as_deref() {
-            Ok("error") => log::LevelFilter::Error,
-            Ok("info") => log::LevelFilter::Info,
-            Ok("debug") => log::LevelFilter::Debug,
-            Ok("trace") => log::LevelFilter::Trace,
-            Ok("off") => log::LevelFilter::Off,
-            _ => log::LevelFilter::Warn,
-        };
-        static LOGGER: StderrLogger = StderrLogger;
-        if log::set_logger(&LOGGER).is_ok() {
-            log::set_max_level(level);
-        }
-    }
-}
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            eprintln!("echo: {}: {}", record.level(), record.args());
-        }
-    }
-
-    fn flush(&self) {}
 }

@@ -30,6 +30,9 @@ use std::time::Duration;
 use greenio::net::reactor::{self, Context, Handler};
 use greenio::signal::{Signals, SIGINT, SIGTERM};
 
+#[path = "support/cli.rs"]
+mod cli;
+
 /// How long open connections may go on after SIGINT/SIGTERM.
 const GRACE: Duration = Duration::from_secs(1);
 
@@ -58,18 +61,8 @@ impl Handler for Echo {
 }
 
 fn main() -> ExitCode {
-    let listen = match parse_args(std::env::args().skip(1)) {
-        Ok(listen) => listen,
-        Err(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(Some(msg)) => {
-            eprintln!("echo_callback: {msg}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    StderrLogger::install();
+    let listen = cli::parse_or_exit("echo_callback", USAGE, cli::listen_only("127.0.0.1:7000"));
+    cli::init_logger();
     // Resolve before the hub starts: a reactor call never blocks.
     let addr = match resolve(&listen) {
         Ok(addr) => addr,
@@ -104,7 +97,7 @@ fn main() -> ExitCode {
 }
 
 // ---------------------------------------------------------------------------
-// The command line and a tiny logger; nothing greenio-specific below.
+// The command line; nothing greenio-specific below.
 
 const USAGE: &str = "\
 usage: echo_callback [--listen ADDR]
@@ -113,63 +106,12 @@ usage: echo_callback [--listen ADDR]
   -h, --help       this text
 
 Prints `listening on IP:PORT` once it accepts; SIGINT/SIGTERM stop it (exit 0).
-Log level from GREENIO_LOG (error, warn, info, debug; default warn).";
-
-/// The `--listen` value; `Err(None)` asks for the usage text.
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<String, Option<String>> {
-    let mut listen = "127.0.0.1:7000".to_string();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-h" | "--help" => return Err(None),
-            "--listen" => {
-                listen = args
-                    .next()
-                    .ok_or_else(|| Some("--listen needs a value".to_string()))?
-            }
-            other => return Err(Some(format!("unknown argument {other:?}"))),
-        }
-    }
-    Ok(listen)
-}
+Log filter from GREENIO_LOG or RUST_LOG (error, warn, info, debug, or
+greenio=debug,warn; default warn).";
 
 fn resolve(listen: &str) -> io::Result<SocketAddr> {
     listen
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address for this name"))
-}
-
-/// Prints `log` records to stderr, at the level named by `GREENIO_LOG`.
-struct StderrLogger;
-
-impl StderrLogger {
-    fn install() {
-        let level = match std::env::var("GREENIO_LOG").as_deref() {
-            Ok("error") => log::LevelFilter::Error,
-            Ok("info") => log::LevelFilter::Info,
-            Ok("debug") => log::LevelFilter::Debug,
-            Ok("trace") => log::LevelFilter::Trace,
-            Ok("off") => log::LevelFilter::Off,
-            _ => log::LevelFilter::Warn,
-        };
-        static LOGGER: StderrLogger = StderrLogger;
-        if log::set_logger(&LOGGER).is_ok() {
-            log::set_max_level(level);
-        }
-    }
-}
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            eprintln!("echo_callback: {}: {}", record.level(), record.args());
-        }
-    }
-
-    fn flush(&self) {}
 }

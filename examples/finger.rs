@@ -44,6 +44,9 @@ use std::time::Duration;
 use greenio::net::{Line, LineReader, Server, TcpStream};
 use greenio::signal::{Signals, SIGINT, SIGTERM};
 
+#[path = "support/cli.rs"]
+mod cli;
+
 /// The longest query line (RFC 1288 sets no limit; 1 KiB is plenty).
 const MAX_QUERY: usize = 1024;
 /// After answering, how long we keep reading (and dropping) what the client
@@ -152,18 +155,8 @@ fn is_printable(b: u8) -> bool {
 }
 
 fn main() -> ExitCode {
-    let opts = match Options::parse(std::env::args().skip(1)) {
-        Ok(opts) => opts,
-        Err(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(Some(msg)) => {
-            eprintln!("finger: {msg}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    StderrLogger::install();
+    let opts = cli::parse_or_exit("finger", USAGE, Options::parse);
+    cli::init_logger();
 
     let users = match &opts.users {
         Some(file) => match std::fs::read_to_string(file) {
@@ -253,7 +246,7 @@ fn demo_users() -> Vec<User> {
 }
 
 // ---------------------------------------------------------------------------
-// The command line and a tiny logger; nothing greenio-specific below.
+// The command line; nothing greenio-specific below.
 
 const USAGE: &str = "\
 usage: finger [--listen ADDR] [--users FILE] [--timeout SECS]
@@ -266,7 +259,8 @@ usage: finger [--listen ADDR] [--users FILE] [--timeout SECS]
   -h, --help       this text
 
 Prints `listening on IP:PORT` once it accepts; SIGINT/SIGTERM stop it (exit 0).
-Log level from GREENIO_LOG (error, warn, info, debug; default warn).";
+Log filter from GREENIO_LOG or RUST_LOG (error, warn, info, debug, or
+greenio=debug,warn; default warn).";
 
 struct Options {
     listen: String,
@@ -275,68 +269,23 @@ struct Options {
 }
 
 impl Options {
-    /// `Err(None)` asks for the usage text, `Err(Some(msg))` is a mistake.
-    fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Option<String>> {
+    /// The options, or `None` for `--help`.
+    fn parse(args: &mut lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
+        use lexopt::prelude::*;
         let mut opts = Options {
             listen: "127.0.0.1:7079".to_string(),
             users: None,
             timeout: Duration::from_secs(10),
         };
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| args.next().ok_or(Some(format!("{name} needs a value")));
-            match arg.as_str() {
-                "-h" | "--help" => return Err(None),
-                "--listen" => opts.listen = value("--listen")?,
-                "--users" => opts.users = Some(value("--users")?),
-                "--timeout" => {
-                    let v = value("--timeout")?;
-                    opts.timeout = match v.parse::<f64>() {
-                        Ok(s) if s > 0.0 && s < 1e9 => Duration::from_secs_f64(s),
-                        _ => {
-                            return Err(Some(format!(
-                                "--timeout: expected a positive number of seconds, got {v:?}"
-                            )))
-                        }
-                    }
-                }
-                other => return Err(Some(format!("unknown argument {other:?}"))),
+        while let Some(arg) = args.next()? {
+            match arg {
+                Short('h') | Long("help") => return Ok(None),
+                Long("listen") => opts.listen = args.value()?.string()?,
+                Long("users") => opts.users = Some(args.value()?.string()?),
+                Long("timeout") => opts.timeout = cli::seconds("--timeout", args.value()?)?,
+                _ => return Err(arg.unexpected()),
             }
         }
-        Ok(opts)
+        Ok(Some(opts))
     }
-}
-
-/// Prints `log` records to stderr, at the level named by `GREENIO_LOG`.
-struct StderrLogger;
-
-impl StderrLogger {
-    fn install() {
-        let level = match std::env::var("GREENIO_LOG").as_deref() {
-            Ok("error") => log::LevelFilter::Error,
-            Ok("info") => log::LevelFilter::Info,
-            Ok("debug") => log::LevelFilter::Debug,
-            Ok("trace") => log::LevelFilter::Trace,
-            Ok("off") => log::LevelFilter::Off,
-            _ => log::LevelFilter::Warn,
-        };
-        static LOGGER: StderrLogger = StderrLogger;
-        if log::set_logger(&LOGGER).is_ok() {
-            log::set_max_level(level);
-        }
-    }
-}
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            eprintln!("finger: {}: {}", record.level(), record.args());
-        }
-    }
-
-    fn flush(&self) {}
 }

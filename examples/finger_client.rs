@@ -26,6 +26,9 @@ use std::time::Duration;
 
 use greenio::net::TcpStream;
 
+#[path = "support/cli.rs"]
+mod cli;
+
 /// The whole exchange: connect, send `query`, read to the end.
 fn finger(host: &str, port: u16, query: &str) -> io::Result<Vec<u8>> {
     let mut conn = TcpStream::connect((host, port))?;
@@ -36,17 +39,8 @@ fn finger(host: &str, port: u16, query: &str) -> io::Result<Vec<u8>> {
 }
 
 fn main() -> ExitCode {
-    let opts = match Options::parse(std::env::args().skip(1)) {
-        Ok(opts) => opts,
-        Err(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(Some(msg)) => {
-            eprintln!("finger_client: {msg}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let opts = cli::parse_or_exit("finger_client", USAGE, Options::parse);
+    cli::init_logger();
     let query = if opts.long {
         format!("/W {}\r\n", opts.user)
     } else {
@@ -94,7 +88,8 @@ usage: finger_client [-l] [--timeout SECS] [user]@host[:port]
   -h, --help       this text
 
 The port defaults to 79. An empty user lists the users (`@host`); a user
-with its own `@` (user@relay@host) asks the server to forward the query.";
+with its own `@` (user@relay@host) asks the server to forward the query.
+Log filter from GREENIO_LOG or RUST_LOG (default warn).";
 
 struct Options {
     long: bool,
@@ -105,40 +100,34 @@ struct Options {
 }
 
 impl Options {
-    /// `Err(None)` asks for the usage text, `Err(Some(msg))` is a mistake.
-    fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Option<String>> {
+    /// The options, or `None` for `--help`.
+    fn parse(args: &mut lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
+        use lexopt::prelude::*;
         let mut long = false;
         let mut timeout = Duration::from_secs(10);
         let mut target = None;
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "-h" | "--help" => return Err(None),
-                "-l" => long = true,
-                "--timeout" => {
-                    let v = args.next().ok_or(Some("--timeout needs a value".into()))?;
-                    timeout = match v.parse::<f64>() {
-                        Ok(s) if s > 0.0 && s < 1e9 => Duration::from_secs_f64(s),
-                        _ => return Err(Some(format!("--timeout: expected seconds, got {v:?}"))),
-                    };
-                }
-                _ if target.is_none() && !arg.starts_with('-') => target = Some(arg),
-                other => return Err(Some(format!("unexpected argument {other:?}"))),
+        while let Some(arg) = args.next()? {
+            match arg {
+                Short('h') | Long("help") => return Ok(None),
+                Short('l') => long = true,
+                Long("timeout") => timeout = cli::seconds("--timeout", args.value()?)?,
+                Value(v) if target.is_none() => target = Some(v.string()?),
+                _ => return Err(arg.unexpected()),
             }
         }
-        let target = target.ok_or(Some("missing [user]@host[:port]".to_string()))?;
+        let target = target.ok_or("missing [user]@host[:port]")?;
         let (user, host_port) = target
             .rsplit_once('@')
-            .ok_or(Some(format!("{target:?}: expected [user]@host[:port]")))?;
+            .ok_or_else(|| format!("{target:?}: expected [user]@host[:port]"))?;
         let (host, port) = split_host_port(host_port)
-            .ok_or(Some(format!("{host_port:?}: expected host[:port]")))?;
-        Ok(Options {
+            .ok_or_else(|| format!("{host_port:?}: expected host[:port]"))?;
+        Ok(Some(Options {
             long,
             timeout,
             user: user.to_string(),
             host,
             port,
-        })
+        }))
     }
 }
 

@@ -32,6 +32,9 @@ use std::time::Duration;
 use greenio::net::{Server, TcpStream};
 use greenio::signal::{Signals, SIGINT, SIGTERM};
 
+#[path = "support/cli.rs"]
+mod cli;
+
 /// How long connecting to the upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes per read, on the copying green thread's stack.
@@ -102,18 +105,8 @@ fn already_closed(e: io::Error) -> io::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let opts = match Options::parse(std::env::args().skip(1)) {
-        Ok(opts) => opts,
-        Err(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(Some(msg)) => {
-            eprintln!("proxy: {msg}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    StderrLogger::install();
+    let opts = cli::parse_or_exit("proxy", USAGE, Options::parse);
+    cli::init_logger();
 
     let result = greenio::run(move || -> io::Result<()> {
         let mut signals = Signals::new(&[SIGINT, SIGTERM])?;
@@ -151,7 +144,7 @@ fn main() -> ExitCode {
 }
 
 // ---------------------------------------------------------------------------
-// The command line and a tiny logger; nothing greenio-specific below.
+// The command line; nothing greenio-specific below.
 
 const USAGE: &str = "\
 usage: proxy [--listen ADDR] [--to ADDR]
@@ -161,7 +154,8 @@ usage: proxy [--listen ADDR] [--to ADDR]
   -h, --help       this text
 
 Prints `listening on IP:PORT` once it accepts; SIGINT/SIGTERM stop it (exit 0).
-Log level from GREENIO_LOG (error, warn, info, debug; default warn).";
+Log filter from GREENIO_LOG or RUST_LOG (error, warn, info, debug, or
+greenio=debug,warn; default warn).";
 
 struct Options {
     listen: String,
@@ -169,56 +163,21 @@ struct Options {
 }
 
 impl Options {
-    /// `Err(None)` asks for the usage text, `Err(Some(msg))` is a mistake.
-    fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Option<String>> {
+    /// The options, or `None` for `--help`.
+    fn parse(args: &mut lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
+        use lexopt::prelude::*;
         let mut opts = Options {
             listen: "127.0.0.1:7002".to_string(),
             to: "127.0.0.1:7000".to_string(),
         };
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| args.next().ok_or(Some(format!("{name} needs a value")));
-            match arg.as_str() {
-                "-h" | "--help" => return Err(None),
-                "--listen" => opts.listen = value("--listen")?,
-                "--to" => opts.to = value("--to")?,
-                other => return Err(Some(format!("unknown argument {other:?}"))),
+        while let Some(arg) = args.next()? {
+            match arg {
+                Short('h') | Long("help") => return Ok(None),
+                Long("listen") => opts.listen = args.value()?.string()?,
+                Long("to") => opts.to = args.value()?.string()?,
+                _ => return Err(arg.unexpected()),
             }
         }
-        Ok(opts)
+        Ok(Some(opts))
     }
-}
-
-/// Prints `log` records to stderr, at the level named by `GREENIO_LOG`.
-struct StderrLogger;
-
-impl StderrLogger {
-    fn install() {
-        let level = match std::env::var("GREENIO_LOG").as_deref() {
-            Ok("error") => log::LevelFilter::Error,
-            Ok("info") => log::LevelFilter::Info,
-            Ok("debug") => log::LevelFilter::Debug,
-            Ok("trace") => log::LevelFilter::Trace,
-            Ok("off") => log::LevelFilter::Off,
-            _ => log::LevelFilter::Warn,
-        };
-        static LOGGER: StderrLogger = StderrLogger;
-        if log::set_logger(&LOGGER).is_ok() {
-            log::set_max_level(level);
-        }
-    }
-}
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            eprintln!("proxy: {}: {}", record.level(), record.args());
-        }
-    }
-
-    fn flush(&self) {}
 }

@@ -61,7 +61,7 @@
 //! empty, so the next read parks without a failing syscall. `WouldBlock`
 //! never reaches the caller.
 //!
-//! Measured with `strace -c` on `examples/syscall_probe.rs` (the hub's
+//! Measured with `strace -c` on `benches/probes/syscall_probe.rs` (the hub's
 //! thread only; clients are plain OS threads sending 64-byte messages one
 //! at a time and waiting for each echo), per echoed message:
 //!
@@ -107,6 +107,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod accept;
 mod dns;
 mod source;
 mod sys;

@@ -119,7 +119,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -127,15 +126,13 @@ use std::time::{Duration, Instant};
 use greenio_runtime::wait::{WaitReason, Waiter};
 use greenio_runtime::{Builder, JoinHandle};
 
+use crate::accept::{classify, AcceptError, Backoff};
+use crate::sys;
 use crate::{TcpListener, TcpStream, ToSocketAddrs};
 
 /// The connection handler, shared by every connection on every hub.
 type Handler = Arc<dyn Fn(TcpStream, SocketAddr) + Send + Sync + 'static>;
 
-/// First back-off sleep after running out of descriptors.
-const BACKOFF_MIN: Duration = Duration::from_millis(1);
-/// Longest back-off sleep.
-const BACKOFF_MAX: Duration = Duration::from_millis(100);
 /// Backlog of the listeners the server binds itself with `SO_REUSEPORT`.
 const BACKLOG: libc::c_int = 1024;
 
@@ -288,7 +285,7 @@ impl ServerBuilder {
             let mut last = None;
             let mut bound = None;
             for a in addr.to_socket_addrs()? {
-                match bind_reuse_port(a) {
+                match sys::bind_reuse_port(a, BACKLOG) {
                     Ok(l) => {
                         bound = Some(l);
                         break;
@@ -574,7 +571,9 @@ impl ServerHandle {
     /// });
     /// ```
     pub fn stop(&self, grace: Duration) {
-        self.shared.request_stop(Some(deadline_after(grace)), None);
+        // No deadline when `grace` is too long to add to now: drain for good.
+        self.shared
+            .request_stop(crate::source::deadline(Some(grace)), None);
     }
 
     /// Whether [`stop`](Self::stop) was called (or an acceptor failed).
@@ -778,7 +777,7 @@ impl Server {
             let addr = listener.local_addr()?;
             acceptors.push((here, listener, vec![here]));
             for hub in (0..hubs).filter(|&h| h != here) {
-                let l = TcpListener::from_std(bind_reuse_port(addr)?)?;
+                let l = TcpListener::from_std(sys::bind_reuse_port(addr, BACKLOG)?)?;
                 acceptors.push((hub, l, vec![hub]));
             }
         } else {
@@ -912,49 +911,9 @@ struct Acceptor {
     targets: Vec<usize>,
 }
 
-/// How the accept loop treats an error.
-enum AcceptError {
-    /// Transient, about one connection: accept the next one at once.
-    Retry,
-    /// Out of a resource: sleep, then retry.
-    BackOff,
-    /// The listener itself is broken.
-    Fatal,
-}
-
-fn classify(e: &io::Error) -> AcceptError {
-    match e.raw_os_error() {
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => AcceptError::BackOff,
-        // accept(2): "Linux accept() passes already-pending network errors
-        // on the new socket as an error code from accept() ... should
-        // detect [them] and treat them like EAGAIN by retrying."
-        Some(
-            libc::ECONNABORTED
-            | libc::ECONNRESET
-            | libc::EINTR
-            | libc::EPROTO
-            | libc::EPERM
-            | libc::ENETDOWN
-            | libc::ENOPROTOOPT
-            | libc::EHOSTDOWN
-            | libc::ENONET
-            | libc::EHOSTUNREACH
-            | libc::EOPNOTSUPP
-            | libc::ENETUNREACH
-            | libc::ETIMEDOUT,
-        ) => AcceptError::Retry,
-        _ => match e.kind() {
-            io::ErrorKind::Interrupted
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset => AcceptError::Retry,
-            _ => AcceptError::Fatal,
-        },
-    }
-}
-
 impl Acceptor {
     fn run(self, listener: TcpListener) {
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = Backoff::new();
         let mut failing_since: Option<(Instant, u64)> = None;
         let mut next = 0;
         loop {
@@ -975,14 +934,13 @@ impl Acceptor {
                                 None => {
                                     log::warn!(
                                         "greenio: accept: {e}; backing off (up to {} ms between tries) until it clears",
-                                        BACKOFF_MAX.as_millis()
+                                        Backoff::MAX.as_millis()
                                     );
                                     failing_since = Some((Instant::now(), 1));
                                 }
                                 Some((_, n)) => *n += 1,
                             }
-                            greenio_runtime::sleep(backoff);
-                            backoff = (backoff * 2).min(BACKOFF_MAX);
+                            greenio_runtime::sleep(backoff.next_sleep());
                             continue;
                         }
                         AcceptError::Fatal => {
@@ -999,7 +957,7 @@ impl Acceptor {
                     since.elapsed()
                 );
             }
-            backoff = BACKOFF_MIN;
+            backoff.reset();
             self.shared.accepted.fetch_add(1, Ordering::Relaxed);
 
             let Some(id) = slot.id.take() else {
@@ -1032,97 +990,9 @@ impl Acceptor {
                     // connection is closed and its slot freed. Usually out
                     // of memory or mappings: back off like EMFILE.
                     log::warn!("greenio: cannot spawn a connection green thread: {e}");
-                    greenio_runtime::sleep(backoff);
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    greenio_runtime::sleep(backoff.next_sleep());
                 }
             }
         }
     }
-}
-
-fn deadline_after(d: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(86400 * 365 * 30))
-}
-
-/// Turns a libc return value of -1 into `io::Error::last_os_error()`.
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-/// A listening socket bound to `addr` with `SO_REUSEADDR` and
-/// `SO_REUSEPORT` set before `bind`, so that several can share the port.
-fn bind_reuse_port(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let domain = match addr {
-        SocketAddr::V4(_) => libc::AF_INET,
-        SocketAddr::V6(_) => libc::AF_INET6,
-    };
-    // SAFETY: socket takes no pointers; the result is checked.
-    let fd = cvt(unsafe {
-        libc::socket(
-            domain,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        )
-    })?;
-    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-    let one: libc::c_int = 1;
-    for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
-        // SAFETY: `one` lives across the call and its size is passed.
-        cvt(unsafe {
-            libc::setsockopt(
-                raw,
-                libc::SOL_SOCKET,
-                opt,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        })?;
-    }
-    // SAFETY: all-zero is a valid sockaddr_storage.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for a
-            // sockaddr_in.
-            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = a.port().to_be();
-            sin.sin_addr = libc::in_addr {
-                s_addr: u32::from_ne_bytes(a.ip().octets()),
-            };
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for a
-            // sockaddr_in6.
-            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_flowinfo = a.flowinfo();
-            sin6.sin6_addr = libc::in6_addr {
-                s6_addr: a.ip().octets(),
-            };
-            sin6.sin6_scope_id = a.scope_id();
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    // SAFETY: `storage` holds a valid address of `len` bytes.
-    cvt(unsafe {
-        libc::bind(
-            raw,
-            (&storage as *const libc::sockaddr_storage).cast(),
-            len as libc::socklen_t,
-        )
-    })?;
-    // SAFETY: `raw` is our bound socket; listen takes no pointers.
-    cvt(unsafe { libc::listen(raw, BACKLOG) })?;
-    Ok(std::net::TcpListener::from(fd))
 }

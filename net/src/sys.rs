@@ -1,6 +1,7 @@
 //! Thin wrappers over the libc calls that neither std nor mio offer on
 //! non-blocking sockets: `send` with `MSG_NOSIGNAL`, `sendmsg`, socket
-//! options such as `SO_LINGER`, `sendfile`.
+//! options such as `SO_LINGER`, `sendfile`, a listener bound with
+//! `SO_REUSEPORT`. Raw socket work of the crate lives here and nowhere else.
 //!
 //! Every call goes through [`syscall!`], which turns the C convention
 //! (`-1` and `errno`) into an [`io::Result`]. The macro does not hide any
@@ -10,7 +11,8 @@
 
 use std::io::{self, IoSlice};
 use std::mem;
-use std::os::fd::RawFd;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// Evaluates a libc call returning a signed integer and converts `-1` into
@@ -138,4 +140,58 @@ pub(crate) fn listen(fd: RawFd, backlog: libc::c_int) -> io::Result<()> {
     // SAFETY: `fd` is a socket the caller owns; listen takes no pointers.
     syscall!(unsafe { libc::listen(fd, backlog) })?;
     Ok(())
+}
+
+/// A non-blocking listening socket bound to `addr` with `SO_REUSEADDR` and
+/// `SO_REUSEPORT` set before `bind`, so that several can share the port.
+pub(crate) fn bind_reuse_port(
+    addr: SocketAddr,
+    backlog: libc::c_int,
+) -> io::Result<std::net::TcpListener> {
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    let kind = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+    // SAFETY: socket takes no pointers; the result is checked.
+    let fd = syscall!(unsafe { libc::socket(domain, kind, 0) })?;
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let raw = fd.as_raw_fd();
+    for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        setsockopt(raw, libc::SOL_SOCKET, opt, 1 as libc::c_int)?;
+    }
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a
+            // sockaddr_in.
+            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.ip().octets()),
+            };
+            mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a
+            // sockaddr_in6.
+            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
+            };
+            sin6.sin6_scope_id = a.scope_id();
+            mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    let storage_ptr = (&storage as *const libc::sockaddr_storage).cast();
+    // SAFETY: `storage` holds a valid address of `len` bytes for the call.
+    syscall!(unsafe { libc::bind(raw, storage_ptr, len as libc::socklen_t) })?;
+    listen(raw, backlog)?;
+    Ok(std::net::TcpListener::from(fd))
 }

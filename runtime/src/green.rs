@@ -34,7 +34,8 @@ use crate::wait::{Waiter, Wake};
 /// });
 /// ```
 pub struct JoinHandle<T> {
-    packet: Arc<Packet<T>>,
+    /// The shared packet (`block_on.rs` polls it as a future).
+    pub(crate) packet: Arc<Packet<T>>,
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
@@ -465,6 +466,7 @@ where
             }
         }
     };
+    crate::localmap::drop_green_locals(&packet.header.locals);
     if let Some(joiner) = packet.complete(result) {
         hub::fire(&joiner, NOTIFIED);
     }

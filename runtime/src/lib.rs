@@ -37,6 +37,42 @@
 //! * [`unblock`] moves blocking calls to a thread pool.
 //! * [`wait::Waiter`] and [`io::Registration`] are the building blocks for
 //!   new primitives and new kinds of sockets.
+//! * [`block_on`] runs a future on the calling green thread, and a
+//!   [`JoinHandle`] is itself a future; [`green_local!`] declares values
+//!   that are per green thread, where `thread_local!` is per hub.
+//!
+//! # Async libraries
+//!
+//! Libraries generic over `std::io::Read`/`Write` (rustls' `StreamOwned`,
+//! tungstenite, httparse) work on greenio's sockets as they are. An async
+//! library runs through [`block_on`]: a future that needs no reactor (an
+//! async channel, a computation, [`JoinHandle`]s) is polled right on the
+//! green thread; one that needs tokio's reactor (a tokio socket or timer)
+//! runs on a tokio runtime kept on a side OS thread, and the green thread
+//! awaits the task (tokio is not a dependency of this crate, so this one is
+//! not compiled here; `tests/interop.rs` runs the same code):
+//!
+//! ```ignore
+//! # fn main() -> std::io::Result<()> {
+//! let tokio_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! let handle = tokio_rt.handle().clone();
+//! std::thread::spawn(move || tokio_rt.block_on(std::future::pending::<()>()));
+//!
+//! greenio::run(|| {
+//!     let task = handle.spawn(async {
+//!         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+//!         "done by tokio"
+//!     });
+//!     // Parks only this green thread until tokio's worker wakes it.
+//!     assert_eq!(greenio::block_on(task).unwrap(), "done by tokio");
+//! });
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Each such call costs a hop to the tokio thread and one cross-thread
+//! wakeup back (`examples/async_bridge.rs` measures the round trip); batch
+//! work into one task where calls are small.
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -44,6 +80,7 @@
 // from below (see the essay in hub.rs).
 // Leaves:
 mod blocking;
+mod localmap;
 mod park;
 mod runq;
 mod stack;
@@ -57,9 +94,11 @@ mod task;
 // The hub loop:
 mod hub;
 // Public API:
+mod block_on;
 mod green;
 mod introspect;
 pub mod io;
+mod local;
 mod runtime;
 mod timeout;
 mod unblock;
@@ -69,12 +108,14 @@ mod group;
 pub mod signal;
 pub mod sync;
 
+pub use block_on::block_on;
 pub use green::{
     current, park, sleep, spawn, spawn_on, yield_now, Builder, GreenThread, JoinHandle, Unparker,
 };
 pub use group::Group;
 pub use hub::Stats;
 pub use introspect::{dump, stack_size, stats, Dump, ThreadInfo, ThreadState};
+pub use local::GreenLocal;
 pub use runtime::{hub_count, run, spawn_balanced, Runtime, RuntimeBuilder};
 pub use stack::DEFAULT_STACK_SIZE;
 pub use task::JoinError;

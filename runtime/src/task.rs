@@ -24,6 +24,7 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
+use crate::localmap::Locals;
 use crate::park::{OsParker, ParkWord};
 use crate::shared::HubShared;
 use crate::unwind::payload_str;
@@ -34,6 +35,9 @@ const CANCEL: u8 = 1;
 const FINISHED: u8 = 2;
 /// A joiner stored its waiter in `Header::joiner`.
 const JOINER: u8 = 4;
+/// A `JoinHandle` polled as a future stored its waker in
+/// `Header::async_joiner`.
+const ASYNC_JOINER: u8 = 8;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -64,6 +68,13 @@ pub(crate) struct Header {
     /// The `seq` of the wait a `park` call is in, 0 if none; written by the
     /// green thread, read by unparkers.
     pub(crate) user_park_seq: AtomicU64,
+    /// The waker of a `JoinHandle` polled as a future (`block_on.rs`);
+    /// replaced by each poll, taken by `complete` when it sees
+    /// `ASYNC_JOINER`.
+    async_joiner: std::sync::Mutex<Option<std::task::Waker>>,
+    /// This green thread's `green_local!` values; touched only by the
+    /// green thread itself, emptied by its root.
+    pub(crate) locals: Locals,
 }
 
 /// Who a wait token wakes.
@@ -110,6 +121,8 @@ impl Header {
             joiner: UnsafeCell::new(None),
             unpark_token: AtomicBool::new(false),
             user_park_seq: AtomicU64::new(0),
+            async_joiner: std::sync::Mutex::new(None),
+            locals: Locals::default(),
         }
     }
 
@@ -133,6 +146,26 @@ impl Header {
             Some(n) => format!("'{n}' (id {})", self.id),
             None => format!("id {}", self.id),
         }
+    }
+
+    /// Registers `waker` to be woken when the green thread finishes;
+    /// `true` if it already has. Both sides set their flag with one
+    /// read-modify-write on `flags`, so whichever lands second sees the
+    /// other (as in `join`).
+    pub(crate) fn poll_finished(&self, waker: &std::task::Waker) -> bool {
+        if self.is_finished() {
+            return true;
+        }
+        {
+            let mut slot = self
+                .async_joiner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                *slot = Some(waker.clone());
+            }
+        }
+        self.flags.fetch_or(ASYNC_JOINER, Ordering::AcqRel) & FINISHED != 0
     }
 
     /// Registers the joiner's token. Returns `false` if the green thread
@@ -208,6 +241,18 @@ impl<T> Packet<T> {
         // this green thread writes it, once.
         unsafe { *self.result.get() = Some(result) };
         let prev = self.header.flags.fetch_or(FINISHED, Ordering::AcqRel);
+        if prev & ASYNC_JOINER != 0 {
+            // A `JoinHandle` awaited as a future: wake its task.
+            let waker = self
+                .header
+                .async_joiner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
         if prev & JOINER != 0 {
             // SAFETY: the joiner wrote the cell before setting JOINER
             // (release), which we observed (acquire); it never touches the

@@ -10,16 +10,19 @@
 //! Each accepted socket gets `TCP_NODELAY`, a handler from the
 //! [`Accept`]or, and its `handle_connect` at once.
 //!
-//! Errors of `accept` fall in three groups:
+//! Errors of `accept` are classified as the green [`Server`](crate::Server)
+//! classifies them (one policy, in `net/src/accept.rs`):
 //!
-//! * about one connection only (`ECONNABORTED`, `EPROTO`, `EPERM`...):
+//! * about one connection only (`ECONNABORTED`, `EPROTO`, `ETIMEDOUT`...):
 //!   skipped, accepting goes on;
 //! * out of resources (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): reported
-//!   to [`Accept::handle_error`], then accepting pauses for
-//!   [`ACCEPT_BACKOFF`] and resumes by itself. The pending connections stay
-//!   in the kernel's backlog; no new edge would announce them, so the
-//!   resume is a timer, never a spin;
-//! * anything else: reported, and the same back-off.
+//!   to [`Accept::handle_error`], then accepting pauses, 1 ms at first and
+//!   twice as long each time the error repeats, up to 100 ms, and resumes by
+//!   itself. The pending connections stay in the kernel's backlog; no new
+//!   edge would announce them, so the resume is a timer, never a spin;
+//! * anything else (the listener itself is broken): reported, and the same
+//!   back-off, since a reactor listener has no caller to hand the error to;
+//!   [`Listener::shutdown`] ends it.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -37,6 +40,7 @@ use greenio_runtime::wait::{WaitReason, Waiter, Wake};
 use super::dispatcher::{self, panic_message, Channel, Start};
 use super::handler::Handler;
 use super::shared::spawn_task;
+use crate::accept::{classify, AcceptError, Backoff};
 
 /// Connections one listener run accepts before yielding to other work.
 ///
@@ -46,16 +50,6 @@ use super::shared::spawn_task;
 /// assert_eq!(greenio::net::reactor::ACCEPT_BUDGET, 128);
 /// ```
 pub const ACCEPT_BUDGET: usize = 128;
-/// How long accepting pauses after running out of file descriptors or
-/// memory.
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(greenio::net::reactor::ACCEPT_BACKOFF.as_millis(), 50);
-/// ```
-pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
 /// asyncore's `handle_accept`: makes the handler of each accepted
 /// connection.
 ///
@@ -118,10 +112,7 @@ pub trait Accept: 'static {
     /// }
     /// ```
     fn handle_error(&mut self, err: &io::Error) {
-        log::warn!(
-            "greenio reactor: accept failed: {err}; retrying in {:?}",
-            ACCEPT_BACKOFF
-        );
+        log::warn!("greenio reactor: accept failed: {err}; backing off, then retrying");
     }
 }
 
@@ -339,6 +330,9 @@ struct Inner<A: Accept> {
     /// Inside `accept_all` (a handler's `handle_connect` could otherwise
     /// re-enter through a nested event: it cannot, but be sure).
     busy: Cell<bool>,
+    /// The pause before the next try while `accept` fails; reset by an
+    /// accepted connection. Touched only by `accept_all`.
+    backoff: Cell<Backoff>,
 }
 
 impl<A: Accept> ListenerOps for Inner<A> {
@@ -382,6 +376,7 @@ pub(crate) fn start<A: Accept>(
         closed: Cell::new(false),
         scheduled: Cell::new(false),
         busy: Cell::new(false),
+        backoff: Cell::new(Backoff::new()),
     });
     let i = inner.clone();
     let cb: IoCallback = Rc::new(move |ev: Ready| {
@@ -396,33 +391,6 @@ pub(crate) fn start<A: Accept>(
     Ok(Listener { inner })
 }
 
-/// What an `accept` error means for the loop.
-enum AcceptError {
-    /// Nothing more pending.
-    Drained,
-    /// Concerned one connection, or a signal: go on.
-    Skip,
-    /// Out of resources, or unknown: report and back off.
-    BackOff,
-}
-
-fn classify(e: &io::Error) -> AcceptError {
-    match e.kind() {
-        ErrorKind::WouldBlock => return AcceptError::Drained,
-        ErrorKind::Interrupted | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset => {
-            return AcceptError::Skip
-        }
-        _ => {}
-    }
-    match e.raw_os_error() {
-        Some(libc::EPROTO | libc::EPERM | libc::ENOPROTOOPT | libc::EHOSTDOWN)
-        | Some(libc::ENONET | libc::EHOSTUNREACH | libc::EOPNOTSUPP | libc::ENETUNREACH) => {
-            AcceptError::Skip
-        }
-        _ => AcceptError::BackOff,
-    }
-}
-
 impl<A: Accept> Inner<A> {
     /// Accepts what is pending, within the budget.
     fn accept_all(&self) {
@@ -435,14 +403,17 @@ impl<A: Accept> Inner<A> {
                 None => break,
             };
             match r {
-                Ok((stream, peer)) => self.start_conn(stream, peer),
+                Ok((stream, peer)) => {
+                    self.backoff.set(Backoff::new());
+                    self.start_conn(stream, peer)
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.busy.set(false);
+                    return;
+                }
                 Err(e) => match classify(&e) {
-                    AcceptError::Drained => {
-                        self.busy.set(false);
-                        return;
-                    }
-                    AcceptError::Skip => {}
-                    AcceptError::BackOff => {
+                    AcceptError::Retry => {}
+                    AcceptError::BackOff | AcceptError::Fatal => {
                         let r = panic::catch_unwind(AssertUnwindSafe(|| {
                             self.acceptor.borrow_mut().handle_error(&e)
                         }));
@@ -450,7 +421,9 @@ impl<A: Accept> Inner<A> {
                             log::error!("greenio reactor: Accept::handle_error panicked");
                         }
                         self.busy.set(false);
-                        self.resume_after(ACCEPT_BACKOFF);
+                        let mut backoff = self.backoff.get();
+                        self.resume_after(backoff.next_sleep());
+                        self.backoff.set(backoff);
                         return;
                     }
                 },

@@ -129,7 +129,7 @@ use std::time::Duration;
 
 pub use chat::{AsyncChat, ChatContext, ChatHandler, Overflow, Terminator, DEFAULT_MAX_RECORD};
 pub use handler::{Context, Handle, Handler};
-pub use listener::{Accept, Listener, ACCEPT_BACKOFF, ACCEPT_BUDGET};
+pub use listener::{Accept, Listener, ACCEPT_BUDGET};
 pub use producer::{BytesProducer, IterProducer, Producer, DEFAULT_CHUNK};
 pub use shared::{DEFAULT_HIGH_WATER, DEFAULT_OUTPUT_LIMIT, LINGER, READ_BUDGET, WRITE_BUDGET};
 

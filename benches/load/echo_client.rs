@@ -52,8 +52,8 @@
 //! # Output
 //!
 //! Connections established, messages measured, msg/s and MB/s (payload, each
-//! way), latency p50/p99/p99.9/max in µs (from a log-bucket histogram with
-//! under 1% error), errors by kind, with `--server-pid` the server's CPU µs
+//! way), latency p50/p99/p99.9/max in µs (from an HdrHistogram keeping 3
+//! significant digits: within 0.1%), errors by kind, with `--server-pid` the server's CPU µs
 //! per message (user and system), and the client's own CPU use. In paced mode
 //! it also tells how late the client released its ticks: a lag far below the
 //! reported latencies means the tail is the server's, not the client's (a
@@ -70,6 +70,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -147,169 +148,84 @@ impl Default for Options {
     }
 }
 
-/// Why the command line was not accepted.
-#[derive(Debug, PartialEq)]
-enum ArgsError {
-    /// `-h` or `--help`: print the usage and exit 0.
-    Help,
-    /// A bad argument, with a message that names it.
-    Bad(String),
-}
-
-/// Parses the arguments (without the program name).
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, ArgsError> {
-    fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ArgsError> {
+/// Parses the command line: the options, or `None` for `-h`/`--help`.
+fn parse_args(args: &mut lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
+    use lexopt::prelude::*;
+    /// The value of `name` as a number.
+    fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, lexopt::Error> {
         v.parse()
-            .map_err(|_| ArgsError::Bad(format!("{name} {v}: not a valid number")))
+            .map_err(|_| format!("{name} {v}: not a valid number").into())
     }
-    fn seconds(name: &str, v: &str, zero_ok: bool) -> Result<Duration, ArgsError> {
+    /// The value of `name` as seconds, up to [`MAX_SECS`].
+    fn seconds(name: &str, v: &str, zero_ok: bool) -> Result<Duration, lexopt::Error> {
         let s: f64 = number(name, v)?;
         let min_ok = if zero_ok { s >= 0.0 } else { s > 0.0 };
         if !min_ok || s > MAX_SECS {
-            return Err(ArgsError::Bad(format!(
+            return Err(format!(
                 "{name} {v}: want {} to {MAX_SECS} seconds",
                 if zero_ok { "0" } else { "more than 0" }
-            )));
+            )
+            .into());
         }
         Ok(Duration::from_secs_f64(s))
     }
     let mut o = Options::default();
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        if arg == "-h" || arg == "--help" {
-            return Err(ArgsError::Help);
-        }
-        if arg == "--json" {
-            o.json = true;
-            continue;
-        }
-        let v = it
-            .next()
-            .ok_or_else(|| ArgsError::Bad(format!("{arg} needs a value")))?;
-        match arg.as_str() {
-            "--addr" => {
+    while let Some(arg) = args.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("json") => o.json = true,
+            Long("addr") => {
+                let v = args.value()?.string()?;
                 o.addr = v
                     .to_socket_addrs()
                     .ok()
                     .and_then(|mut addrs| addrs.next())
-                    .ok_or_else(|| ArgsError::Bad(format!("--addr {v}: want HOST:PORT")))?;
+                    .ok_or_else(|| format!("--addr {v}: want HOST:PORT"))?;
             }
-            "-c" => {
-                o.conns = number("-c", &v)?;
+            Short('c') => {
+                o.conns = number("-c", &args.value()?.string()?)?;
                 if o.conns == 0 {
-                    return Err(ArgsError::Bad("-c 0: want at least 1 connection".into()));
+                    return Err("-c 0: want at least 1 connection".into());
                 }
             }
-            "-t" => o.per_conn = number("-t", &v)?,
-            "-b" => {
+            Short('t') => o.per_conn = number("-t", &args.value()?.string()?)?,
+            Short('b') => {
+                let v = args.value()?.string()?;
                 o.bytes = number("-b", &v)?;
                 if !(1..=MAX_BYTES).contains(&o.bytes) {
-                    return Err(ArgsError::Bad(format!(
-                        "-b {v}: want 1 to {MAX_BYTES} bytes"
-                    )));
+                    return Err(format!("-b {v}: want 1 to {MAX_BYTES} bytes").into());
                 }
             }
-            "--secs" => o.secs = seconds("--secs", &v, false)?,
-            "--warmup" => o.warmup = seconds("--warmup", &v, true)?,
-            "--rate" => {
+            Long("secs") => o.secs = seconds("--secs", &args.value()?.string()?, false)?,
+            Long("warmup") => o.warmup = seconds("--warmup", &args.value()?.string()?, true)?,
+            Long("rate") => {
+                let v = args.value()?.string()?;
                 o.rate = number("--rate", &v)?;
                 if !(0.0..=1e9).contains(&o.rate) {
-                    return Err(ArgsError::Bad(format!("--rate {v}: want 0 to 1e9 msg/s")));
+                    return Err(format!("--rate {v}: want 0 to 1e9 msg/s").into());
                 }
             }
-            "--server-pid" => o.server_pid = Some(number("--server-pid", &v)?),
-            _ => return Err(ArgsError::Bad(format!("unknown argument {arg:?}"))),
-        }
-    }
-    Ok(o)
-}
-
-/// A latency histogram in the manner of HdrHistogram: values (nanoseconds)
-/// below 256 are counted exactly; above, each power of two is split into 128
-/// buckets, so a reported value is within 1/128 (0.8%) of the true one.
-#[derive(Debug, Clone)]
-struct Histogram {
-    /// Count per bucket; see [`Histogram::index`].
-    counts: Vec<u64>,
-    /// Values recorded.
-    total: u64,
-    /// Sum of the values recorded, for the mean.
-    sum: u128,
-    /// Largest value recorded (exact).
-    max: u64,
-}
-
-impl Histogram {
-    /// log2 of the buckets per power of two.
-    const SUB_BITS: u32 = 7;
-    /// Buckets needed to cover every `u64`.
-    const LEN: usize = ((64 - Self::SUB_BITS as usize) << Self::SUB_BITS) + (1 << Self::SUB_BITS);
-
-    /// An empty histogram.
-    fn new() -> Self {
-        Histogram {
-            counts: vec![0; Self::LEN],
-            total: 0,
-            sum: 0,
-            max: 0,
-        }
-    }
-
-    /// The bucket of `v`: `v` itself below 256; above, the power of two and
-    /// the 7 bits after the leading one.
-    fn index(v: u64) -> usize {
-        if v < 1 << (Self::SUB_BITS + 1) {
-            v as usize
-        } else {
-            let shift = 63 - v.leading_zeros() - Self::SUB_BITS;
-            ((shift as usize) << Self::SUB_BITS) + (v >> shift) as usize
-        }
-    }
-
-    /// The largest value that falls in bucket `i`.
-    fn highest_in(i: usize) -> u64 {
-        if i < 1 << (Self::SUB_BITS + 1) {
-            i as u64
-        } else {
-            let shift = (i >> Self::SUB_BITS) as u32 - 1;
-            let mantissa = (i as u64 & ((1 << Self::SUB_BITS) - 1)) | 1 << Self::SUB_BITS;
-            ((mantissa + 1) << shift) - 1
-        }
-    }
-
-    /// Counts one value.
-    fn record(&mut self, v: u64) {
-        self.counts[Self::index(v)] += 1;
-        self.total += 1;
-        self.sum += u128::from(v);
-        self.max = self.max.max(v);
-    }
-
-    /// The value below or at which `q` (0.0 to 1.0) of the recorded values
-    /// fall, or 0 when nothing was recorded.
-    fn quantile(&self, q: f64) -> u64 {
-        if self.total == 0 {
-            return 0;
-        }
-        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
-        let mut seen = 0;
-        for (i, &count) in self.counts.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                return Self::highest_in(i).min(self.max);
+            Long("server-pid") => {
+                o.server_pid = Some(number("--server-pid", &args.value()?.string()?)?)
             }
+            _ => return Err(arg.unexpected()),
         }
-        self.max
     }
+    Ok(Some(o))
+}
 
-    /// Mean of the recorded values, or 0.0.
-    fn mean(&self) -> f64 {
-        if self.total == 0 {
-            0.0
-        } else {
-            self.sum as f64 / self.total as f64
-        }
-    }
+/// Largest latency the histogram tells apart, in nanoseconds (an hour, the
+/// longest run accepted); a longer one is counted as this.
+const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
+/// Significant decimal digits the latency histogram keeps: a reported
+/// percentile is within 0.1% of the true value.
+const LATENCY_DIGITS: u8 = 3;
+
+/// An empty latency histogram (nanoseconds, 1 ns to [`MAX_LATENCY_NS`], to
+/// [`LATENCY_DIGITS`] significant digits).
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_NS, LATENCY_DIGITS)
+        .expect("constant histogram bounds are valid")
 }
 
 /// The message pattern, and the buffer writes are taken from.
@@ -393,7 +309,7 @@ enum DropReason {
 #[derive(Debug)]
 struct Stats {
     /// Latency of every measured message, in nanoseconds.
-    hist: Histogram,
+    hist: Histogram<u64>,
     /// Connects that failed or timed out.
     connect_errors: u64,
     /// Connections the server closed.
@@ -756,7 +672,9 @@ impl Client {
                 let at = conn.released.pop_front().unwrap_or(now);
                 if self.window_start.is_some_and(|start| at >= start) {
                     let ns = now.saturating_duration_since(at).as_nanos();
-                    self.stats.hist.record(ns.try_into().unwrap_or(u64::MAX));
+                    self.stats
+                        .hist
+                        .saturating_record(ns.try_into().unwrap_or(u64::MAX));
                     self.last_completion = Some(now);
                 }
             }
@@ -925,14 +843,14 @@ struct Report {
 
 /// Parses the command line and runs the load; see the module docs.
 fn main() -> ExitCode {
-    let opts = match parse_args(std::env::args().skip(1)) {
-        Ok(opts) => opts,
-        Err(ArgsError::Help) => {
+    let opts = match parse_args(&mut lexopt::Parser::from_env()) {
+        Ok(Some(opts)) => opts,
+        Ok(None) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Err(ArgsError::Bad(message)) => {
-            eprintln!("echo_client: {message}\n\n{USAGE}");
+        Err(e) => {
+            eprintln!("echo_client: {e}\n\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -959,7 +877,7 @@ fn run(opts: Options) -> io::Result<ExitCode> {
         pattern: Pattern::new(opts.bytes),
         rbuf: vec![0; IO_CHUNK],
         stats: Stats {
-            hist: Histogram::new(),
+            hist: latency_histogram(),
             connect_errors: 0,
             eof_errors: 0,
             io_errors: 0,
@@ -1066,7 +984,7 @@ fn run(opts: Options) -> io::Result<ExitCode> {
         _ => None,
     };
     if let (Some(pid), Some((user, system))) = (client.opts.server_pid, server) {
-        if user + system == Duration::ZERO && client.stats.hist.total > 10_000 {
+        if user + system == Duration::ZERO && client.stats.hist.len() > 10_000 {
             eprintln!(
                 "echo_client: warning: pid {pid} used no CPU while serving; \
                  is it the server itself and not a wrapper such as `timeout`?"
@@ -1108,7 +1026,7 @@ struct Figures {
 /// Computes the derived figures.
 fn figures(client: &Client, report: &Report) -> Figures {
     let s = &client.stats;
-    let messages = s.hist.total;
+    let messages = s.hist.len();
     let secs = report.window.as_secs_f64().max(1e-9);
     let per_msg = |d: Duration| d.as_secs_f64() * 1e6 / messages.max(1) as f64;
     Figures {
@@ -1158,10 +1076,10 @@ fn text_report(client: &Client, report: &Report) -> String {
     let _ = writeln!(
         out,
         "latency   p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs (mean {:.1} µs)",
-        us(h.quantile(0.5)),
-        us(h.quantile(0.99)),
-        us(h.quantile(0.999)),
-        us(h.max),
+        us(h.value_at_quantile(0.5)),
+        us(h.value_at_quantile(0.99)),
+        us(h.value_at_quantile(0.999)),
+        us(h.max()),
         h.mean() / 1000.0,
     );
     let _ = writeln!(
@@ -1227,10 +1145,10 @@ fn json_report(client: &Client, report: &Report) -> String {
         f.messages,
         f.rate,
         f.mb_per_s,
-        us(h.quantile(0.5)),
-        us(h.quantile(0.99)),
-        us(h.quantile(0.999)),
-        us(h.max),
+        us(h.value_at_quantile(0.5)),
+        us(h.value_at_quantile(0.99)),
+        us(h.value_at_quantile(0.999)),
+        us(h.max()),
         h.mean() / 1000.0,
         f.errors,
         s.connect_errors,
@@ -1254,34 +1172,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_contiguous_and_within_one_percent() {
-        let mut last = 0;
-        for v in (0..1_000_000u64).chain([u64::MAX / 3, u64::MAX]) {
-            let i = Histogram::index(v);
-            assert!(i >= last, "index must not decrease at {v}");
-            assert!(i < Histogram::LEN);
-            last = i;
-            let high = Histogram::highest_in(i);
-            assert!(high >= v, "bucket {i} ends at {high}, below {v}");
-            assert!(
-                (high - v) as f64 <= v as f64 / 128.0,
-                "{v} reported as {high}"
-            );
-        }
-    }
-
-    #[test]
-    fn histogram_quantiles() {
-        let mut h = Histogram::new();
+    fn latency_percentiles_are_within_the_stated_precision() {
+        let mut h = latency_histogram();
+        assert_eq!(h.len(), 0);
+        assert_eq!(h.value_at_quantile(0.5), 0, "an empty histogram reports 0");
         for v in 1..=1000u64 {
-            h.record(v * 1000);
+            h.saturating_record(v * 1000);
         }
-        let p50 = h.quantile(0.5);
-        assert!((500_000..=504_000).contains(&p50), "p50 {p50}");
-        let p99 = h.quantile(0.99);
-        assert!((990_000..=998_000).contains(&p99), "p99 {p99}");
-        assert_eq!(h.quantile(1.0), 1_000_000);
-        assert_eq!(Histogram::new().quantile(0.5), 0);
+        let within = |got: u64, want: u64| got.abs_diff(want) as f64 <= want as f64 / 1000.0;
+        let p50 = h.value_at_quantile(0.5);
+        assert!(within(p50, 500_000), "p50 {p50}");
+        let p99 = h.value_at_quantile(0.99);
+        assert!(within(p99, 990_000), "p99 {p99}");
+        assert!(within(h.max(), 1_000_000), "max {}", h.max());
+        h.saturating_record(u64::MAX);
+        assert!(
+            within(h.max(), MAX_LATENCY_NS),
+            "an overlong latency is capped"
+        );
     }
 
     #[test]
@@ -1298,18 +1206,20 @@ mod tests {
 
     #[test]
     fn parses_arguments() {
-        let args = |s: &str| parse_args(s.split_whitespace().map(String::from));
+        let args = |s: &str| parse_args(&mut lexopt::Parser::from_args(s.split_whitespace()));
         let o = args("--addr 127.0.0.1:9 -c 7 -t 3 -b 16 --secs 0.5 --rate 100 --warmup 0 --json")
+            .unwrap()
             .unwrap();
         assert_eq!(o.addr, SocketAddr::from(([127, 0, 0, 1], 9)));
         assert_eq!((o.conns, o.per_conn, o.bytes), (7, 3, 16));
         assert_eq!(o.secs, Duration::from_millis(500));
         assert_eq!(o.warmup, Duration::ZERO);
         assert!(o.json && o.rate == 100.0);
-        assert_eq!(args("--help").unwrap_err(), ArgsError::Help);
-        assert!(matches!(args("-c 0"), Err(ArgsError::Bad(_))));
-        assert!(matches!(args("--secs 0"), Err(ArgsError::Bad(_))));
-        assert!(matches!(args("-b"), Err(ArgsError::Bad(_))));
-        assert!(matches!(args("--bogus 1"), Err(ArgsError::Bad(_))));
+        assert!(args("--help").unwrap().is_none());
+        assert!(args("-c 0").is_err());
+        assert!(args("--secs 0").is_err());
+        assert!(args("-b").is_err());
+        assert!(args("--bogus 1").is_err());
+        assert!(args("-c x").is_err());
     }
 }
