@@ -201,7 +201,7 @@ fn dump_names_parked_threads_and_reasons() {
         };
         assert_eq!(find("sleepy").unwrap().waits_on, Some("sleep"));
         assert_eq!(find("parky").unwrap().waits_on, Some("park"));
-        assert_eq!(find("main").unwrap().state, greenio::State::Running);
+        assert_eq!(find("main").unwrap().state, greenio::ThreadState::Running);
         assert!(text.contains("sleepy") && text.contains("parky"), "{text}");
         assert!(find("sleepy").unwrap().waiting_for >= Duration::from_millis(1));
     });

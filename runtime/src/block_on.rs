@@ -64,7 +64,8 @@ use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake as TaskWake, Waker};
 
-use crate::task::{JoinError, JoinHandle};
+use crate::green::JoinHandle;
+use crate::task::JoinError;
 use crate::wait::{WaitReason, Waiter};
 
 /// What a `block_on` call's [`Waker`] points at.

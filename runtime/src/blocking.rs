@@ -3,23 +3,20 @@
 //!
 //! Threads are started on demand up to the runtime's limit, named
 //! `greenio-blocking-N`, reused for later jobs, and exit after
-//! [`KEEP_ALIVE`] idle. Jobs beyond the limit queue in FIFO order. The
-//! caller of [`unblock`] parks only its green thread; the job's value or
+//! `KEEP_ALIVE` (10 s) idle. Jobs beyond the limit queue in FIFO order. The
+//! caller of [`unblock`](crate::unblock) parks only its green thread; the job's value or
 //! panic comes back to it.
 
 use std::collections::VecDeque;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::wait::{WaitReason, Waiter, Wake};
-
 /// How long an idle blocking thread waits for work before it exits.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
-type Job = Box<dyn FnOnce() + Send>;
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
-struct State {
+struct PoolState {
     queue: VecDeque<Job>,
     threads: usize,
     idle: usize,
@@ -31,7 +28,7 @@ struct State {
 /// The pool of one runtime.
 pub(crate) struct BlockingPool {
     max: usize,
-    state: Arc<(Mutex<State>, Condvar)>,
+    state: Arc<(Mutex<PoolState>, Condvar)>,
 }
 
 impl BlockingPool {
@@ -39,7 +36,7 @@ impl BlockingPool {
         BlockingPool {
             max,
             state: Arc::new((
-                Mutex::new(State {
+                Mutex::new(PoolState {
                     queue: VecDeque::new(),
                     threads: 0,
                     idle: 0,
@@ -51,7 +48,7 @@ impl BlockingPool {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
         self.state.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -65,7 +62,7 @@ impl BlockingPool {
         self.lock().threads
     }
 
-    fn submit(&self, job: Job) {
+    pub(crate) fn submit(&self, job: Job) {
         let mut st = self.lock();
         st.queue.push_back(job);
         st.busy += 1;
@@ -99,7 +96,7 @@ impl BlockingPool {
     }
 }
 
-fn worker(state: &(Mutex<State>, Condvar)) {
+fn worker(state: &(Mutex<PoolState>, Condvar)) {
     let lock = || state.0.lock().unwrap_or_else(|e| e.into_inner());
     let mut st = lock();
     loop {
@@ -120,60 +117,6 @@ fn worker(state: &(Mutex<State>, Condvar)) {
         if to.timed_out() && st.queue.is_empty() {
             st.threads -= 1;
             return;
-        }
-    }
-}
-
-/// Runs `f` on the runtime's blocking pool and parks the calling green
-/// thread until it returns; other green threads keep running meanwhile.
-///
-/// Use it for anything that blocks the OS thread: file I/O, DNS,
-/// `std::process::Command::output`, heavy computation. Outside a green
-/// thread `f` simply runs on the calling thread.
-///
-/// If the calling green thread is cancelled while waiting, it unwinds at
-/// once; the job still runs to completion on its thread and its value is
-/// dropped.
-///
-/// # Panics
-///
-/// Re-raises a panic of `f` in the caller (with its payload).
-///
-/// # Examples
-///
-/// ```
-/// greenio::run(|| {
-///     let len = greenio::unblock(|| std::fs::read_to_string("Cargo.toml").map(|s| s.len()));
-///     assert!(len.unwrap() > 0);
-/// });
-/// ```
-pub fn unblock<F, T>(f: F) -> T
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let Some(rt) = crate::hub::current_runtime().filter(|_| crate::hub::in_green_thread()) else {
-        return f();
-    };
-    type Slot<T> = Mutex<Option<std::thread::Result<T>>>;
-    let slot: Arc<Slot<T>> = Arc::new(Mutex::new(None));
-    let w = Waiter::prepare();
-    let (s2, w2) = (slot.clone(), w.clone());
-    rt.blocking.submit(Box::new(move || {
-        let r = panic::catch_unwind(AssertUnwindSafe(f));
-        *s2.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-        w2.wake();
-    }));
-    loop {
-        if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            w.cancel();
-            match r {
-                Ok(v) => return v,
-                Err(p) => panic::resume_unwind(p),
-            }
-        }
-        if w.wait(None, WaitReason::external("unblock")) == Wake::Notified {
-            continue;
         }
     }
 }

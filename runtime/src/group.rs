@@ -28,9 +28,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::green::{GreenThread, JoinHandle};
 use crate::sync::spin::SpinLock;
 use crate::sync::{lock, WaitQueue};
-use crate::task::{GreenThread, JoinHandle};
 use crate::wait::{deadline_after, WaitReason, Waiter};
 
 const SPAWN: WaitReason = WaitReason::sync("group spawn");

@@ -1,4 +1,4 @@
-//! The hub: one OS thread's event loop, which runs green threads.
+//! The hub loop: one OS thread's event loop, which runs green threads.
 //!
 //! # The loop
 //!
@@ -9,7 +9,7 @@
 //!       take messages from other threads (wakes, spawns)    <- drain_inbox
 //!       poll mio: timeout 0 if green threads are still ready,
 //!                 else until the nearest timer (or forever)
-//!       dispatch readiness to socket waiters and callbacks  <- io_event
+//!       dispatch readiness to socket waiters and callbacks  <- iotable::dispatch
 //!       fire due timers
 //!   }
 //! ```
@@ -27,16 +27,29 @@
 //! from starving sockets and timers, while a loop of two yielding green
 //! threads pays one `epoll_wait` per 256 switches, not per switch.
 //!
+//! # Layers
+//!
+//! This file is the middle of the runtime. Below it, knowing nothing of
+//! the loop: the leaves (`runq`, `stack`, `timer`, `park`, `unwind`,
+//! `blocking`) and the core (`task`: header and packet; `shared`: the
+//! inbox and what other threads touch; `slab`: the task table;
+//! `iotable`: readiness, dispatched through a wake callback). Above it,
+//! each reaching the loop only through [`with_hub`]: the public API
+//! (`green`: spawn/join/park; `wait`: `Waiter`; `io`: `Registration`;
+//! `timeout`; `introspect`; `unblock`; `runtime`: entry points and the
+//! deadlock report), then `sync`, `group` and `signal`. No reference to
+//! the hub leaves a `with_hub` closure.
+//!
 //! # What a switch costs
 //!
-//! A yield (park, back to the loop, resume the next green thread) is about
-//! 190 instructions (callgrind), ~85 ns on the reference VM, against ~20
-//! instructions for a bare corosensei resume+suspend pair. The rest is
-//! spread thin: interrupt checks on both sides of the park, the wait
-//! number and slot bookkeeping, the run queue, corosensei's unwind-safe
-//! switch wrappers, and the loop's budget/inbox/timer checks. An echoed
-//! message costs ~600 user-space instructions in all (mio's hand-written
-//! loop: ~290), against ~5 µs of kernel time for the two syscalls.
+//! A yield (park, back to the loop, resume the next green thread) is two
+//! corosensei switches plus the loop's bookkeeping: the interrupt check,
+//! a fresh wait number, the run-queue push and pop, the slot's state, and
+//! one `epoll_wait(0)` per 256 resumes. `cargo bench --bench runtime`
+//! prints the yield round trip next to a bare corosensei resume+suspend
+//! pair measured in the same run; an echoed message costs ~600 user-space
+//! instructions in all (mio's hand-written loop: ~290), against ~5 µs of
+//! kernel time for its two syscalls.
 //!
 //! # Rejected designs
 //!
@@ -49,34 +62,34 @@
 //!   of two per hand-over, but the loop would lose the point where it polls
 //!   and fires timers, and corosensei's safe API is asymmetric.
 //! * *A global hub.* Each hub is an explicit value on its OS thread, reached
-//!   through one thread-local pointer that is set only while it runs.
+//!   through one thread-local pointer that is set only while it runs and
+//!   never handed out: callers get a `&Hub` inside [`with_hub`]'s closure.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::ptr;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use corosensei::stack::DefaultStack;
 use corosensei::{CoroutineResult, Yielder};
-use crossbeam_queue::SegQueue;
 use mio::{Events, Poll, Token};
 
-use crate::io::IoSlab;
+use crate::iotable::{self, IoTable};
+use crate::park::{WaitKind, WaitReason, NOTIFIED, TIMED_OUT, WAITING};
 use crate::runq::RunQueue;
-use crate::runtime::RuntimeShared;
-use crate::slab::{Co, CoState, Slot, TaskSlab};
+use crate::shared::{HubShared, Msg, RuntimeShared};
+use crate::slab::{Co, CoState, Slot, TaskSlab, ThreadState};
 use crate::stack::{self, StackInfo, StackPool};
-use crate::task::{self, CancelUnwind, Packet, Task};
-use crate::timeout::TimeoutUnwind;
-use crate::timer::{Action, Timers};
-use crate::wait::{self, WaitKind, WaitReason, Waiter, Wake};
+use crate::task::{self, Target, Task, WaitToken};
+use crate::timer::Timers;
+use crate::unwind::{CancelUnwind, TimeoutUnwind};
 
 /// The mio token of the hub's waker.
-const WAKER: Token = Token(usize::MAX);
+pub(crate) const WAKER: Token = Token(usize::MAX);
 /// Resumes per loop turn before the hub polls again.
 const BUDGET: usize = 256;
 const NO_SLOT: u32 = u32::MAX;
@@ -84,100 +97,28 @@ const NO_SLOT: u32 = u32::MAX;
 /// (a few microseconds; see `spin_for_inbox`).
 const SPIN_ROUNDS: u32 = 2000;
 
-/// Messages from other threads.
-pub(crate) enum Msg {
-    /// Make `slot` runnable if it is still parked on `seq`.
-    Wake { slot: u32, seq: u64 },
-    /// Start a green thread sent by another thread.
-    Spawn {
-        task: Arc<dyn Task>,
-        stack: Option<usize>,
-        body: Box<dyn FnOnce() + Send>,
-    },
-    /// Deliver a cancellation.
-    Interrupt(Arc<dyn Task>),
-    /// Free an I/O slot whose registration was dropped on another thread.
-    ReleaseIo { index: u32, gen: u32 },
-    /// The runtime is ending: cancel everything and stop.
-    Shutdown,
-}
-
-/// The part of a hub other threads may touch.
-pub(crate) struct HubShared {
-    /// Position in the runtime's hub list.
-    pub(crate) index: usize,
-    /// Messages from other threads; drained by the hub every turn.
-    inbox: SegQueue<Msg>,
-    /// Wakes the hub's `epoll_wait`.
-    waker: mio::Waker,
-    /// True while the hub is in (or about to enter) a blocking poll.
-    sleeping: AtomicBool,
-    /// Green threads alive on this hub (for balancing and stats).
-    pub(crate) alive: AtomicUsize,
-    /// Live `Unparker`s of this hub's green threads (deadlock detection).
-    pub(crate) unparkers: AtomicUsize,
-    /// The hub's mio registry, usable from any thread.
-    pub(crate) registry: mio::Registry,
-}
-
-impl HubShared {
-    /// Makes `slot` runnable for `seq`: directly if we are on this hub's
-    /// thread, else through the inbox.
-    #[inline]
-    pub(crate) fn schedule(&self, slot: u32, seq: u64) {
-        let local = CURRENT.with(|c| {
-            let h = c.get();
-            // SAFETY: CURRENT is only non-null while the hub it points to is
-            // alive and running on this thread.
-            if !h.is_null() && ptr::eq(unsafe { &*(*h).shared }, self) {
-                // SAFETY: as above.
-                unsafe { (*h).ready.push((slot, seq)) };
-                true
-            } else {
-                false
-            }
-        });
-        if !local {
-            self.send(Msg::Wake { slot, seq });
-        }
-    }
-
-    /// Queues a message and wakes the hub if it sleeps.
-    pub(crate) fn send(&self, msg: Msg) {
-        self.inbox.push(msg);
-        fence(Ordering::SeqCst);
-        if self.sleeping.swap(false, Ordering::SeqCst) {
-            if let Err(e) = self.waker.wake() {
-                log::error!("greenio: cannot wake hub {}: {e}", self.index);
-            }
-        }
-    }
-
-    pub(crate) fn interrupt(&self, task: Arc<dyn Task>) {
-        let local = with_hub(|h| ptr::eq(&*h.shared, self)).unwrap_or(false);
-        if local {
-            with_hub(|h| h.deliver_interrupt(&task));
-        } else {
-            self.send(Msg::Interrupt(task));
-        }
-    }
-
-    pub(crate) fn spawn_remote(
-        &self,
-        task: Arc<dyn Task>,
-        stack: Option<usize>,
-        body: Box<dyn FnOnce() + Send>,
-    ) {
-        self.alive.fetch_add(1, Ordering::Relaxed);
-        self.send(Msg::Spawn { task, stack, body });
-    }
+/// What a hub timer does when it fires.
+pub(crate) enum Action {
+    /// A `Waiter`'s deadline: fire its park word with `TIMED_OUT`.
+    Fire { task: Arc<dyn Task>, seq: u64 },
+    /// Wake a hub-local wait `(slot, seq)` (sockets, sleeps).
+    WakeLocal { slot: u32, seq: u64 },
+    /// Expire the timeout scope `scope` of the green thread in `slot`.
+    Interrupt { slot: u32, task_id: u64, scope: u64 },
 }
 
 /// How a new green thread starts.
-enum Start {
+pub(crate) enum Start {
+    /// With its coroutine built on a stack.
     Ready(Co, StackInfo),
+    /// Boxed; its stack is taken when it first runs.
     Deferred(Box<dyn FnOnce()>, Option<usize>),
 }
+
+/// The loop found every green thread parked with nothing able to wake
+/// them; the caller reports it (see `runtime.rs`).
+#[derive(Debug)]
+pub(crate) struct Deadlock;
 
 /// Counters of one hub, see [`stats`](crate::stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -200,33 +141,46 @@ pub struct Stats {
     pub registered_io: usize,
 }
 
-/// The hub itself, owned by its OS thread.
+/// The hub itself, owned by its OS thread. Every field is touched only by
+/// that thread (the `Arc`s are how other threads reach the shared half).
 pub(crate) struct Hub {
+    /// What other threads may touch (inbox, waker, counters).
     pub(crate) shared: Arc<HubShared>,
+    /// The runtime this hub belongs to.
     pub(crate) rt: Arc<RuntimeShared>,
     poll: RefCell<Poll>,
     events: RefCell<Events>,
-    tasks: TaskSlab,
+    /// The green threads; slots are stable while occupied.
+    pub(crate) tasks: TaskSlab,
     ready: RunQueue,
-    pub(crate) timers: RefCell<Timers>,
-    pub(crate) io: RefCell<IoSlab>,
-    stacks: RefCell<StackPool>,
+    /// Sleeps, wait deadlines and timeout scopes.
+    pub(crate) timers: RefCell<Timers<Action>>,
+    /// Registered I/O sources.
+    pub(crate) io: RefCell<IoTable>,
+    /// Stacks for reuse.
+    pub(crate) stacks: RefCell<StackPool>,
     /// Slot of the running green thread, `NO_SLOT` in the loop.
     current: Cell<u32>,
     /// Pointer to that slot (valid while `current != NO_SLOT`).
     cur_slot: Cell<*const Slot>,
     /// Yielder of the running green thread.
     yielder: Cell<*const Yielder<(), ()>>,
+    /// Last wait number handed out (`next_seq`).
     seq: Cell<u64>,
-    scope_seq: Cell<u64>,
-    /// The loop's clock, refreshed after every poll.
+    /// Last timeout scope number handed out (`timeout.rs`).
+    pub(crate) scope_seq: Cell<u64>,
+    /// The loop's clock, refreshed after every poll that has timers.
     now: Cell<Instant>,
-    live: Cell<usize>,
     /// Green threads spawned but not yet run once.
-    unstarted: Cell<usize>,
+    pub(crate) unstarted: Cell<usize>,
+    /// Green threads parked on I/O, signals or the blocking pool.
     external_waits: Cell<usize>,
+    /// Green threads parked on sync primitives.
     sync_waits: Cell<usize>,
+    /// A `Shutdown` message arrived.
     shutdown: Cell<bool>,
+    /// The hub is cancelling everything: late arrivals are cancelled too.
+    finishing: Cell<bool>,
     /// `polls` when the inbox last had messages.
     inbox_turn: Cell<u64>,
     spawned: Cell<u64>,
@@ -239,6 +193,10 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's hub, if one is running here.
+///
+/// This is the only way to reach a hub: the reference cannot escape the
+/// closure, and the hub outlives every call (it clears `CURRENT` before it
+/// is dropped).
 #[inline]
 pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
     let h = CURRENT.with(Cell::get);
@@ -246,29 +204,28 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
         None
     } else {
         // SAFETY: CURRENT is non-null only while the hub is alive and
-        // running on this thread (set and cleared by `Hub::enter`).
+        // running on this thread (set and cleared by `Hub::enter`, whose
+        // frame owns the hub for that whole time).
         Some(f(unsafe { &*h }))
     }
 }
 
-#[inline]
-pub(crate) fn current_hub_ptr() -> Option<*const Hub> {
-    let h = CURRENT.with(Cell::get);
-    (!h.is_null()).then_some(h)
-}
-
+/// The current hub's shared half.
 pub(crate) fn current_shared() -> Option<Arc<HubShared>> {
     with_hub(|h| h.shared.clone())
 }
 
+/// The current hub's runtime.
 pub(crate) fn current_runtime() -> Option<Arc<RuntimeShared>> {
     with_hub(|h| h.rt.clone())
 }
 
+/// Whether a hub runs on this thread (in a green thread or a callback).
 pub(crate) fn on_hub_thread() -> bool {
     !CURRENT.with(Cell::get).is_null()
 }
 
+/// Whether the caller is a green thread.
 pub(crate) fn in_green_thread() -> bool {
     with_hub(|h| h.current.get() != NO_SLOT).unwrap_or(false)
 }
@@ -277,36 +234,86 @@ pub(crate) fn in_green_thread() -> bool {
 #[inline]
 pub(crate) fn with_current_task<R>(f: impl FnOnce(&Hub, &Arc<dyn Task>) -> R) -> Option<R> {
     with_hub(|hub| {
-        let slot = hub.current.get();
-        if slot == NO_SLOT {
+        if hub.current.get() == NO_SLOT {
             return None;
         }
-        let task = hub.tasks.get(slot)?.task();
+        let task = hub.cur().task();
         Some(f(hub, task))
     })
     .flatten()
 }
 
-/// Yields the running green thread; `false` outside one.
-pub(crate) fn yield_current() -> bool {
-    with_hub(|hub| {
-        if hub.current.get() == NO_SLOT {
-            return false;
+/// Makes `slot` of `hub` runnable for wait `seq` (after a won fire):
+/// directly when called on that hub's thread, else through its inbox.
+#[inline]
+pub(crate) fn schedule(hub: &HubShared, slot: u32, seq: u64) {
+    let local = with_hub(|h| {
+        if ptr::eq(&*h.shared, hub) {
+            h.make_ready(slot, seq);
+            true
+        } else {
+            false
         }
-        hub.yield_now();
-        true
-    })
-    .unwrap_or(false)
+    });
+    if local != Some(true) {
+        hub.send(Msg::Wake { slot, seq });
+    }
 }
 
-/// Entry point of every coroutine: record the yielder, then run the body.
-fn enter(y: &Yielder<(), ()>) {
+/// Fires `token` with `state` (`NOTIFIED` or `TIMED_OUT`) and, if this call
+/// won, makes its owner runnable. Usable from any thread.
+#[inline]
+pub(crate) fn fire(token: &WaitToken, state: u64) -> bool {
+    match &token.target {
+        Target::Green(t) => {
+            let h = t.header();
+            if h.word.fire(token.seq, state) {
+                schedule(&h.hub, h.slot.load(Ordering::Acquire), token.seq);
+                true
+            } else {
+                false
+            }
+        }
+        Target::Os(p) => {
+            if p.word.fire(token.seq, state) {
+                p.thread.unpark();
+                true
+            } else {
+                false
+            }
+        }
+    }
+}
+
+/// Cancels `task`: sets its sticky `CANCEL` flag and delivers the
+/// interrupt (a no-op if it was already cancelled or has finished).
+pub(crate) fn cancel(task: &Arc<dyn Task>) {
+    if task.header().set_cancelled() {
+        interrupt(task.clone());
+    }
+}
+
+/// Delivers a cancellation to `task` (whose `CANCEL` flag is set) on its
+/// hub: at once when that is this thread's hub, else through the inbox.
+fn interrupt(task: Arc<dyn Task>) {
+    let hub = &task.header().hub;
+    let local = with_hub(|h| {
+        let mine = ptr::eq(&*h.shared, &**hub);
+        if mine {
+            h.deliver_interrupt(&task);
+        }
+        mine
+    });
+    if local != Some(true) {
+        hub.send(Msg::Interrupt(task.clone()));
+    }
+}
+
+/// Entry point of every coroutine: records its yielder before the body runs.
+pub(crate) fn enter(y: &Yielder<(), ()>) {
     with_hub(|hub| {
         hub.yielder.set(y);
-        let slot = hub.current.get();
-        if let Some(s) = hub.tasks.get(slot) {
-            s.yielder.set(y);
-        }
+        hub.cur().yielder.set(y);
     });
 }
 
@@ -325,7 +332,7 @@ impl Hub {
             tasks: TaskSlab::default(),
             ready: RunQueue::new(),
             timers: RefCell::new(Timers::default()),
-            io: RefCell::new(IoSlab::default()),
+            io: RefCell::new(IoTable::default()),
             stacks: RefCell::new(StackPool::new(stack_size)),
             current: Cell::new(NO_SLOT),
             cur_slot: Cell::new(ptr::null()),
@@ -333,11 +340,11 @@ impl Hub {
             seq: Cell::new(0),
             scope_seq: Cell::new(0),
             now: Cell::new(Instant::now()),
-            live: Cell::new(0),
             unstarted: Cell::new(0),
             external_waits: Cell::new(0),
             sync_waits: Cell::new(0),
             shutdown: Cell::new(false),
+            finishing: Cell::new(false),
             inbox_turn: Cell::new(u64::MAX - 8),
             spawned: Cell::new(0),
             switches: Cell::new(0),
@@ -345,20 +352,10 @@ impl Hub {
         }
     }
 
-    /// Builds the shared half and the poller of a hub.
+    /// Builds the shared half and the poller of hub `index`.
     pub(crate) fn create(index: usize) -> io::Result<(Arc<HubShared>, Poll)> {
         let poll = Poll::new()?;
-        let waker = mio::Waker::new(poll.registry(), WAKER)?;
-        let registry = poll.registry().try_clone()?;
-        let shared = Arc::new(HubShared {
-            index,
-            inbox: SegQueue::new(),
-            waker,
-            sleeping: AtomicBool::new(false),
-            alive: AtomicUsize::new(0),
-            unparkers: AtomicUsize::new(0),
-            registry,
-        });
+        let shared = Arc::new(HubShared::new(index, &poll, WAKER)?);
         Ok((shared, poll))
     }
 
@@ -370,12 +367,13 @@ impl Hub {
         s
     }
 
+    /// The poller (to register sources).
     pub(crate) fn poll_registry(&self) -> std::cell::Ref<'_, Poll> {
         self.poll.borrow()
     }
 
     /// Makes this hub the current one of this thread for the closure.
-    fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
         struct Reset(*const Hub);
         impl Drop for Reset {
             fn drop(&mut self) {
@@ -392,31 +390,27 @@ impl Hub {
         f()
     }
 
-    // ----- spawning ------------------------------------------------------
+    // ----- the task table -------------------------------------------------
 
-    /// Spawns on this hub. The stack is taken now when it is cheap (from
-    /// the pool, or when no other green thread is waiting for its first
-    /// run), so `mmap` failures surface here as an error; during a burst of
-    /// spawns that outpaces the pool, the body is boxed and its stack is
-    /// taken when it first runs, by which time earlier green threads may
-    /// have returned theirs. A burst of 100,000 spawns thus needs a handful
-    /// of stacks, not 100,000 (and 200,000 memory mappings).
-    pub(crate) fn spawn_local<F, T>(
+    /// Spawns `body` on this hub as green thread `task`. The stack is taken
+    /// now when it is cheap (from the pool, or when no other green thread
+    /// is waiting for its first run), so `mmap` failures surface here as an
+    /// error; during a burst of spawns that outpaces the pool, the body is
+    /// boxed and its stack is taken when it first runs, by which time
+    /// earlier green threads may have returned theirs. A burst of 100,000
+    /// spawns thus needs a handful of stacks, not 100,000 (and 200,000
+    /// memory mappings).
+    pub(crate) fn spawn_local(
         &self,
-        packet: Arc<Packet<T>>,
+        task: Arc<dyn Task>,
         stack_size: Option<usize>,
-        f: F,
-    ) -> io::Result<()>
-    where
-        F: FnOnce() -> T + 'static,
-        T: Send + 'static,
-    {
-        let p = packet.clone();
-        let body = move || task::root(&p, f);
+        body: impl FnOnce() + 'static,
+    ) -> io::Result<()> {
         let eager = self.unstarted.get() == 0 || self.stacks.borrow().has_free(stack_size);
         let start = if eager {
             let stack = self.stacks.borrow_mut().get(stack_size)?;
-            let info = StackInfo::of(&stack, packet.header.id, packet.header.name.as_deref());
+            let h = task.header();
+            let info = StackInfo::of(&stack, h.id, h.name.as_deref());
             let co = Co::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
                 enter(y);
                 body();
@@ -426,11 +420,13 @@ impl Hub {
             Start::Deferred(Box::new(body), stack_size)
         };
         self.shared.alive.fetch_add(1, Ordering::Relaxed);
-        self.insert(packet, start);
+        self.insert(task, start);
         Ok(())
     }
 
-    fn insert(&self, task: Arc<dyn Task>, start: Start) {
+    /// Adds a spawned green thread (counted in `alive` by the spawner) and
+    /// queues its first run.
+    pub(crate) fn insert(&self, task: Arc<dyn Task>, start: Start) {
         let seq = self.next_seq();
         let slot = self.tasks.insert(task.clone());
         task.header().slot.store(slot, Ordering::Release);
@@ -443,16 +439,29 @@ impl Hub {
         // coroutine cell.
         unsafe { *s.co.get() = Some(co) };
         s.parked.set(seq);
-        s.reason.set(WaitReason::local("start"));
+        s.state.set(ThreadState::NotStarted);
+        s.reason.set(WaitReason::local("first run"));
         s.since.set(self.now.get());
         s.stack.set(stack);
         self.ready.push((slot, seq));
-        self.live.set(self.live.get() + 1);
         self.unstarted.set(self.unstarted.get() + 1);
         self.spawned.set(self.spawned.get() + 1);
+        if self.finishing.get() {
+            cancel(&task);
+        }
     }
 
-    // ----- running -------------------------------------------------------
+    /// Drops a finished green thread's slot and recycles its stack.
+    fn remove(&self, slot: u32, stack: Option<DefaultStack>) {
+        let task = self.tasks.remove(slot);
+        if let Some(st) = stack {
+            self.stacks.borrow_mut().put(st);
+        }
+        self.shared.alive.fetch_sub(1, Ordering::Relaxed);
+        drop(task);
+    }
+
+    // ----- running ----------------------------------------------------------
 
     /// Resumes up to `budget` ready green threads; returns how many ran.
     fn run_ready(&self, budget: usize) -> usize {
@@ -511,7 +520,10 @@ impl Hub {
                     task.header().display_name()
                 );
                 drop(body);
-                task::fail_spawn(&task, e);
+                self.unstarted.set(self.unstarted.get() - 1);
+                if let Some(joiner) = task::fail_spawn(&task, e) {
+                    fire(&joiner, NOTIFIED);
+                }
                 self.remove(slot, None);
             }
         }
@@ -519,13 +531,13 @@ impl Hub {
 
     #[inline]
     fn resume(&self, slot: u32, s: &Slot) {
-        let y = s.yielder.get();
-        if y.is_null() {
+        if s.state.get() == ThreadState::NotStarted {
             self.unstarted.set(self.unstarted.get() - 1);
         }
+        s.state.set(ThreadState::Running);
         self.current.set(slot);
         self.cur_slot.set(s);
-        self.yielder.set(y);
+        self.yielder.set(s.yielder.get());
         stack::set_running(s.stack.as_ptr());
         self.switches.set(self.switches.get() + 1);
         // SAFETY: the hub is the only one to borrow the coroutine cell, and
@@ -545,22 +557,13 @@ impl Hub {
         }
     }
 
-    /// Drops a finished green thread's slot and recycles its stack.
-    fn remove(&self, slot: u32, stack: Option<DefaultStack>) {
-        let task = self.tasks.remove(slot);
-        if let Some(st) = stack {
-            self.stacks.borrow_mut().put(st);
-        } else {
-            self.unstarted.set(self.unstarted.get() - 1);
-        }
-        self.live.set(self.live.get() - 1);
-        self.shared.alive.fetch_sub(1, Ordering::Relaxed);
-        drop(task);
-    }
-
     /// The running green thread's slot.
+    ///
+    /// # Panics
+    ///
+    /// Outside a green thread.
     #[inline]
-    fn cur(&self) -> &Slot {
+    pub(crate) fn cur(&self) -> &Slot {
         assert!(
             self.current.get() != NO_SLOT,
             "greenio: green-thread operation outside a green thread"
@@ -571,11 +574,13 @@ impl Hub {
         unsafe { &*self.cur_slot.get() }
     }
 
-    /// Suspends the running green thread, parked on `seq`.
+    /// Suspends the running green thread, parked on `seq` in `state`
+    /// (`Parked`, or `Ready` when it queued itself).
     #[inline]
-    fn suspend(&self, seq: u64, reason: WaitReason) {
+    fn suspend(&self, seq: u64, reason: WaitReason, state: ThreadState) {
         let s = self.cur();
         s.parked.set(seq);
+        s.state.set(state);
         s.reason.set(reason);
         s.since.set(self.now.get());
         let counter = match reason.kind {
@@ -596,11 +601,7 @@ impl Hub {
         }
     }
 
-    /// The header of the running green thread.
-    #[inline]
-    fn current_header(&self) -> &crate::task::Header {
-        self.cur().header()
-    }
+    // ----- parking ----------------------------------------------------------
 
     /// Interrupt due for the running green thread: cancel, else an expired
     /// timeout scope. `None` while unwinding (cleanup code may wait).
@@ -626,15 +627,25 @@ impl Hub {
             .map(|id| Box::new(TimeoutUnwind(id)) as Box<dyn Any + Send>)
     }
 
-    /// Parks the running green thread on wait `seq` (armed by the caller)
-    /// until it is fired, its deadline passes, or it is interrupted.
-    pub(crate) fn block(&self, seq: u64, deadline: Option<Instant>, reason: WaitReason) -> Wake {
-        let h = self.current_header();
+    /// Parks the running green thread on `token` (armed by the caller)
+    /// until it is fired, its deadline passes, or it is interrupted (which
+    /// unwinds, after disarming). Returns how the word was fired
+    /// (`NOTIFIED` or `TIMED_OUT`).
+    pub(crate) fn block(
+        &self,
+        token: &WaitToken,
+        deadline: Option<Instant>,
+        reason: WaitReason,
+    ) -> u64 {
+        let Target::Green(task) = &token.target else {
+            unreachable!("a green thread blocks on its own token");
+        };
+        let (h, seq) = (task.header(), token.seq);
         let mut timer = None;
         let state = loop {
             if let Some(p) = self.pending_interrupt() {
                 let st = h.word.disarm(seq);
-                if st == wait::WAITING {
+                if st == WAITING {
                     if let Some(k) = timer {
                         self.timers.borrow_mut().cancel(k);
                     }
@@ -647,71 +658,32 @@ impl Hub {
             }
             if timer.is_none() {
                 if let Some(d) = deadline {
-                    let w = with_current_task(|_, t| Waiter::from_parts(t.clone(), seq))
-                        .expect("greenio: block outside a green thread");
-                    timer = Some(self.timers.borrow_mut().insert(d, Action::Wake(w)));
+                    let fire = Action::Fire {
+                        task: task.clone(),
+                        seq,
+                    };
+                    timer = Some(self.timers.borrow_mut().insert(d, fire));
                 }
             }
-            self.suspend(seq, reason);
+            self.suspend(seq, reason, ThreadState::Parked);
         };
         if let Some(k) = timer {
             self.timers.borrow_mut().cancel(k);
         }
-        if state == wait::TIMED_OUT {
-            Wake::TimedOut
-        } else {
-            Wake::Notified
-        }
+        state
     }
 
-    fn yield_now(&self) {
+    /// Lets every other ready green thread run once, then continues.
+    pub(crate) fn yield_now(&self) {
         if let Some(p) = self.pending_interrupt() {
             panic::resume_unwind(p);
         }
         let seq = self.next_seq();
         self.ready.push((self.current.get(), seq));
-        self.suspend(seq, WaitReason::local("yield"));
+        self.suspend(seq, WaitReason::local("yield"), ThreadState::Ready);
         if let Some(p) = self.pending_interrupt() {
             panic::resume_unwind(p);
         }
-    }
-
-    /// Resumes a parked slot so it notices an interrupt.
-    fn kick(&self, slot: u32) {
-        if let Some(s) = self.tasks.get(slot) {
-            s.interrupted.set(true);
-            let parked = s.parked.get();
-            if parked != 0 {
-                self.ready.push((slot, parked));
-            }
-        }
-    }
-
-    fn deliver_interrupt(&self, task: &Arc<dyn Task>) {
-        let slot = task.header().slot.load(Ordering::Acquire);
-        let mine = self
-            .tasks
-            .get(slot)
-            .is_some_and(|s| Arc::ptr_eq(s.task(), task));
-        if mine {
-            self.kick(slot);
-        }
-    }
-
-    /// Wakes a hub-local wait `(slot, seq)` made by `park_local` (sockets):
-    /// no atomics, since only this hub's thread can wake it. A duplicate
-    /// or stale wake is skipped by `run_ready`'s `parked == seq` check.
-    #[inline]
-    pub(crate) fn wake_local(&self, slot: u32, seq: u64) {
-        if self.is_parked_on(slot, seq) {
-            self.ready.push((slot, seq));
-        }
-    }
-
-    /// Whether `slot` is parked on wait `seq`.
-    #[inline]
-    pub(crate) fn is_parked_on(&self, slot: u32, seq: u64) -> bool {
-        self.tasks.get(slot).is_some_and(|s| s.parked.get() == seq)
     }
 
     /// A fresh wait number for a hub-local wait of the running green thread.
@@ -741,7 +713,7 @@ impl Hub {
                 },
             )
         });
-        self.suspend(seq, reason);
+        self.suspend(seq, reason, ThreadState::Parked);
         if let Some(k) = timer {
             self.timers.borrow_mut().cancel(k);
         }
@@ -750,35 +722,51 @@ impl Hub {
         }
     }
 
-    // ----- timeout scopes -------------------------------------------------
+    // ----- waking -----------------------------------------------------------
 
-    /// Starts a timeout scope for the running green thread.
-    pub(crate) fn open_scope(&self, deadline: Instant) -> (u64, crate::timer::TimerKey) {
-        let scope = self.scope_seq.get() + 1;
-        self.scope_seq.set(scope);
-        let slot = self.current.get();
-        let task_id = self.current_header().id;
-        let key = self.timers.borrow_mut().insert(
-            deadline,
-            Action::Interrupt {
-                slot,
-                task_id,
-                scope,
-            },
-        );
-        (scope, key)
-    }
-
-    /// Ends a timeout scope: cancels its timer and forgets its expiry.
-    pub(crate) fn close_scope(&self, scope: u64, key: crate::timer::TimerKey) {
-        self.timers.borrow_mut().cancel(key);
-        let s = self.cur();
-        if s.timeout_pending.get() == Some(scope) {
-            s.timeout_pending.set(None);
-            s.interrupted.set(s.header().is_cancelled());
+    /// Queues `slot` if it is parked on wait `seq`: hub-local wakes need no
+    /// atomics. A duplicate or stale wake is skipped here or by
+    /// `run_ready`'s `parked == seq` check.
+    #[inline]
+    pub(crate) fn make_ready(&self, slot: u32, seq: u64) {
+        if let Some(s) = self.tasks.get(slot) {
+            if s.parked.get() == seq {
+                s.state.set(ThreadState::Ready);
+                self.ready.push((slot, seq));
+            }
         }
     }
 
+    /// Whether `slot` is parked on wait `seq`.
+    #[inline]
+    pub(crate) fn is_parked_on(&self, slot: u32, seq: u64) -> bool {
+        self.tasks.get(slot).is_some_and(|s| s.parked.get() == seq)
+    }
+
+    /// Marks `slot` interrupted and resumes it if parked, so it notices.
+    pub(crate) fn kick(&self, slot: u32) {
+        if let Some(s) = self.tasks.get(slot) {
+            s.interrupted.set(true);
+            let parked = s.parked.get();
+            if parked != 0 {
+                self.make_ready(slot, parked);
+            }
+        }
+    }
+
+    fn deliver_interrupt(&self, task: &Arc<dyn Task>) {
+        let slot = task.header().slot.load(Ordering::Acquire);
+        let mine = self
+            .tasks
+            .get(slot)
+            .is_some_and(|s| Arc::ptr_eq(s.task(), task));
+        if mine {
+            self.kick(slot);
+        }
+    }
+
+    /// Delivers the expiry of timeout scope `scope` to `slot` if it still
+    /// holds green thread `task_id`.
     fn expire_scope(&self, slot: u32, task_id: u64, scope: u64) {
         let Some(s) = self.tasks.get(slot) else {
             return;
@@ -793,7 +781,20 @@ impl Hub {
         self.kick(slot);
     }
 
-    // ----- the loop -------------------------------------------------------
+    /// Cancels every green thread of the hub (they unwind when next run).
+    pub(crate) fn cancel_all(&self) {
+        let all: Vec<Arc<dyn Task>> = self
+            .tasks
+            .indices()
+            .into_iter()
+            .filter_map(|i| self.tasks.get(i).map(|s| s.task().clone()))
+            .collect();
+        for t in &all {
+            cancel(t);
+        }
+    }
+
+    // ----- the loop ---------------------------------------------------------
 
     /// Before sleeping in `epoll_wait`, a hub that just had messages from
     /// other threads (a channel partner on another hub, say) watches its
@@ -823,7 +824,7 @@ impl Hub {
         self.inbox_turn.set(self.polls.get());
         while let Some(msg) = self.shared.inbox.pop() {
             match msg {
-                Msg::Wake { slot, seq } => self.ready.push((slot, seq)),
+                Msg::Wake { slot, seq } => self.make_ready(slot, seq),
                 Msg::Spawn { task, stack, body } => self.insert(task, Start::Deferred(body, stack)),
                 Msg::Interrupt(task) => self.deliver_interrupt(&task),
                 Msg::ReleaseIo { index, gen } => {
@@ -835,15 +836,22 @@ impl Hub {
         }
     }
 
-    fn event_loop(&self, done: &dyn Fn(&Hub) -> bool) {
+    /// Runs the loop until `done` holds. With `detect`, returns
+    /// `Err(Deadlock)` instead of sleeping forever when nothing can ever
+    /// wake a green thread again.
+    pub(crate) fn event_loop(
+        &self,
+        done: &dyn Fn(&Hub) -> bool,
+        detect: bool,
+    ) -> Result<(), Deadlock> {
         loop {
             self.run_ready(BUDGET);
             if done(self) {
-                return;
+                return Ok(());
             }
             self.drain_inbox();
             if done(self) {
-                return;
+                return Ok(());
             }
             let timeout = if !self.ready.is_empty() {
                 Some(Duration::ZERO)
@@ -864,9 +872,9 @@ impl Hub {
                     self.shared.sleeping.store(false, Ordering::SeqCst);
                     continue;
                 }
-                if timeout.is_none() && self.deadlocked() {
+                if detect && timeout.is_none() && self.deadlocked() {
                     self.shared.sleeping.store(false, Ordering::SeqCst);
-                    self.deadlock();
+                    return Err(Deadlock);
                 }
             }
             self.poll(timeout);
@@ -903,7 +911,7 @@ impl Hub {
             if ev.token() == WAKER {
                 continue;
             }
-            crate::io::dispatch(self, ev);
+            iotable::dispatch(&self.io, ev, |slot, seq| self.make_ready(slot, seq));
         }
     }
 
@@ -913,10 +921,13 @@ impl Hub {
             let action = self.timers.borrow_mut().pop_due(now);
             match action {
                 None => break,
-                Some(Action::Wake(w)) => {
-                    w.fire(wait::TIMED_OUT);
+                Some(Action::Fire { task, seq }) => {
+                    let h = task.header();
+                    if h.word.fire(seq, TIMED_OUT) {
+                        self.make_ready(h.slot.load(Ordering::Relaxed), seq);
+                    }
                 }
-                Some(Action::WakeLocal { slot, seq }) => self.wake_local(slot, seq),
+                Some(Action::WakeLocal { slot, seq }) => self.make_ready(slot, seq),
                 Some(Action::Interrupt {
                     slot,
                     task_id,
@@ -928,7 +939,7 @@ impl Hub {
 
     /// Nothing can ever wake a green thread of this hub again.
     fn deadlocked(&self) -> bool {
-        if self.live.get() == 0
+        if self.shared.alive() == 0
             || !self.ready.is_empty()
             || self.timers.borrow().len() > 0
             || self.external_waits.get() > 0
@@ -952,29 +963,9 @@ impl Hub {
         }
     }
 
-    fn deadlock(&self) -> ! {
-        let report = format!(
-            "greenio: deadlock: every green thread is parked and nothing can wake them \
-             (no ready green thread, timer, socket, unparker or other thread):\n{}",
-            self.dump()
-        );
-        log::error!("{report}");
-        // Unwind every green thread so borrowed data is released, then
-        // report. If they cannot unwind either, abort rather than free
-        // stacks that are still in use.
-        self.cancel_all();
-        let drained = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.event_loop_nocheck(|h| h.live.get() == 0);
-        }));
-        if drained.is_err() || self.live.get() != 0 {
-            eprintln!("{report}\ngreenio: green threads could not be unwound; aborting");
-            std::process::abort();
-        }
-        panic!("{report}");
-    }
-
-    /// The loop without deadlock detection, for the final drain.
-    fn event_loop_nocheck(&self, done: impl Fn(&Hub) -> bool) {
+    /// The loop without sleeping or deadlock detection, for the final
+    /// drain after a deadlock: gives up after ~1 s without progress.
+    pub(crate) fn drain_nocheck(&self, done: impl Fn(&Hub) -> bool) {
         let mut idle_turns = 0;
         loop {
             let ran = self.run_ready(BUDGET);
@@ -997,85 +988,25 @@ impl Hub {
         }
     }
 
-    pub(crate) fn cancel_all(&self) {
-        let all: Vec<Arc<dyn Task>> = self
-            .tasks
-            .indices()
-            .into_iter()
-            .filter_map(|i| self.tasks.get(i).map(|s| s.task().clone()))
-            .collect();
-        for t in &all {
-            task::cancel_task(t);
-        }
-    }
-
-    // ----- entry points ----------------------------------------------------
-
-    /// Runs `f` as the main green thread; returns its value once it and
-    /// every other green thread of the hub have finished (the others are
-    /// cancelled when main returns).
-    pub(crate) fn run_main<F, T>(&self, f: F) -> T
-    where
-        F: FnOnce() -> T,
-    {
-        self.enter(|| {
-            let mut out: Option<std::thread::Result<T>> = None;
-            let out_ptr: *mut Option<std::thread::Result<T>> = &mut out;
-            let packet: Arc<Packet<()>> =
-                Arc::new(Packet::new(Some("main".into()), self.shared.clone()));
-            let p = packet.clone();
-            let body = move || {
-                let r = panic::catch_unwind(AssertUnwindSafe(f));
-                // SAFETY: `out` lives on run_main's frame, which does not
-                // return before this green thread has finished (see below).
-                unsafe { *out_ptr = Some(r) };
-            };
-            let stack = match self.stacks.borrow_mut().get(None) {
-                Ok(s) => s,
-                Err(e) => panic!("greenio::run: cannot map the main green thread's stack: {e}"),
-            };
-            let info = StackInfo::of(&stack, packet.header.id, Some("main"));
-            // SAFETY: the closure borrows data that outlives this call
-            // (`f`'s captures and `out`). The coroutine is driven to
-            // completion by the loops below before we return; if it cannot
-            // be (a deadlock while unwinding), `deadlock` aborts the process
-            // instead of returning, so the borrows never dangle.
-            let co = unsafe {
-                Co::with_stack_unchecked(stack, move |y: &Yielder<(), ()>, ()| {
-                    enter(y);
-                    task::root(&p, body);
-                })
-            };
-            self.shared.alive.fetch_add(1, Ordering::Relaxed);
-            self.insert(packet.clone(), Start::Ready(co, info));
-            self.event_loop(&|_| packet.header.is_finished());
-            self.finish();
-            match out {
-                Some(Ok(v)) => v,
-                Some(Err(p)) => panic::resume_unwind(p),
-                None => panic!("greenio::run: the main green thread was cancelled"),
-            }
-        })
-    }
-
-    /// Serves a secondary hub until the runtime shuts down.
-    pub(crate) fn serve(&self) {
-        self.enter(|| {
-            self.event_loop(&|h| h.shutdown.get());
-            self.finish();
-        });
-    }
-
     /// Cancels every remaining green thread and runs until they are gone.
-    fn finish(&self) {
+    pub(crate) fn finish(&self) -> Result<(), Deadlock> {
+        self.finishing.set(true);
         self.cancel_all();
-        self.event_loop(&|h| h.live.get() == 0);
+        self.event_loop(&|h| h.shared.alive() == 0, true)
     }
 
+    /// Whether the runtime asked this hub to stop.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shutdown.get()
+    }
+
+    // ----- introspection ----------------------------------------------------
+
+    /// The hub's counters.
     pub(crate) fn stats(&self) -> Stats {
         Stats {
             hub: self.shared.index,
-            alive: self.live.get(),
+            alive: self.shared.alive(),
             spawned: self.spawned.get(),
             switches: self.switches.get(),
             polls: self.polls.get(),
@@ -1085,41 +1016,17 @@ impl Hub {
         }
     }
 
+    /// The default stack size of this hub's green threads.
     pub(crate) fn stack_size(&self) -> usize {
         self.stacks.borrow().default_size()
     }
 
-    /// One line per green thread: id, name, state, wait, how long.
-    pub(crate) fn dump(&self) -> crate::introspect::Dump {
-        let now = Instant::now();
-        let cur = self.current.get();
-        let ready: Vec<u32> = self.ready.slots();
-        let mut threads = Vec::new();
+    /// Calls `f` with every green thread's slot (for `dump`).
+    pub(crate) fn for_each_slot(&self, mut f: impl FnMut(&Slot)) {
         for i in self.tasks.indices() {
-            let Some(s) = self.tasks.get(i) else { continue };
-            let h = s.header();
-            let reason = s.reason.get();
-            let state = if i == cur {
-                crate::introspect::State::Running
-            } else if reason.what == "start" {
-                crate::introspect::State::NotStarted
-            } else if ready.contains(&i) && h.word.waiting_seq() != Some(s.parked.get()) {
-                crate::introspect::State::Ready
-            } else {
-                crate::introspect::State::Parked
-            };
-            threads.push(crate::introspect::ThreadInfo {
-                id: h.id,
-                name: h.name.as_deref().map(str::to_owned),
-                state,
-                waits_on: (state != crate::introspect::State::Running).then_some(reason.what),
-                waiting_for: now.saturating_duration_since(s.since.get()),
-            });
-        }
-        threads.sort_by_key(|t| t.id);
-        crate::introspect::Dump {
-            hub: self.shared.index,
-            threads,
+            if let Some(s) = self.tasks.get(i) {
+                f(s);
+            }
         }
     }
 }

@@ -3,20 +3,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::hub::{self, Stats};
+use std::panic::Location;
+use std::time::Instant;
 
-/// The state of a green thread in a [`Dump`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// The caller of `dump`.
-    Running,
-    /// Runnable, waiting for its turn.
-    Ready,
-    /// Spawned, not run yet.
-    NotStarted,
-    /// Waiting on something (see `waits_on`).
-    Parked,
-}
+use crate::hub::{self, Hub, Stats};
+pub use crate::slab::ThreadState;
 
 /// One green thread in a [`Dump`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +16,10 @@ pub struct ThreadInfo {
     pub id: u64,
     /// Its name, if it has one.
     pub name: Option<String>,
+    /// Where it was spawned.
+    pub spawn_site: &'static Location<'static>,
     /// Running, ready, not started or parked.
-    pub state: State,
+    pub state: ThreadState,
     /// What it waits on (`"sleep"`, `"socket read"`, `"channel recv"`...).
     pub waits_on: Option<&'static str>,
     /// How long it has been in that state.
@@ -56,7 +49,8 @@ impl fmt::Display for Dump {
             if let Some(w) = t.waits_on {
                 write!(f, " on {w:<14}")?;
             }
-            writeln!(f, " for {:.3}s", t.waiting_for.as_secs_f64())?;
+            write!(f, " for {:.3}s", t.waiting_for.as_secs_f64())?;
+            writeln!(f, "  spawned at {}", t.spawn_site)?;
         }
         Ok(())
     }
@@ -107,11 +101,34 @@ pub fn stats() -> Stats {
 /// });
 /// ```
 pub fn dump() -> Dump {
-    hub::with_hub(|h| h.dump())
+    hub::with_hub(dump_hub)
         .expect("greenio::dump called outside a hub; start one with greenio::run")
 }
 
 /// The default stack size of the calling thread's hub, if on one.
 pub fn stack_size() -> Option<usize> {
     hub::with_hub(|h| h.stack_size())
+}
+
+/// Every green thread of `hub`, by id.
+pub(crate) fn dump_hub(hub: &Hub) -> Dump {
+    let now = Instant::now();
+    let mut threads = Vec::new();
+    hub.for_each_slot(|s| {
+        let h = s.header();
+        let state = s.state.get();
+        threads.push(ThreadInfo {
+            id: h.id,
+            name: h.name.as_deref().map(str::to_owned),
+            spawn_site: h.site,
+            state,
+            waits_on: (state != ThreadState::Running).then_some(s.reason.get().what),
+            waiting_for: now.saturating_duration_since(s.since.get()),
+        });
+    });
+    threads.sort_by_key(|t| t.id);
+    Dump {
+        hub: hub.shared.index,
+        threads,
+    }
 }

@@ -38,273 +38,19 @@
 //! Slots are identified by `(index, generation)` in the mio token, so an
 //! event for a closed source whose slot has been reused is ignored.
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mio::event::{Event, Source};
-use mio::{Interest, Token};
+use mio::event::Source;
+use mio::Interest;
 
-use crate::hub::{self, Hub, HubShared, Msg};
-use crate::wait::WaitReason;
-
-/// Readiness bits of a registered source.
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
-pub struct Ready(u8);
-
-impl Ready {
-    /// Nothing.
-    pub const EMPTY: Ready = Ready(0);
-    /// Readable, or read side closed, or error: a read will not block.
-    pub const READABLE: Ready = Ready(1);
-    /// Writable, or write side closed, or error: a write will not block.
-    pub const WRITABLE: Ready = Ready(2);
-    /// The peer closed its write side (EOF) or the socket hung up.
-    pub const READ_CLOSED: Ready = Ready(4);
-    /// Our write side is closed (peer reset, or shutdown).
-    pub const WRITE_CLOSED: Ready = Ready(8);
-    /// The socket has a pending error (`take_error`).
-    pub const ERROR: Ready = Ready(16);
-    /// Both directions.
-    pub const ALL: Ready = Ready(1 | 2);
-
-    /// Whether any bit of `other` is set in `self`.
-    pub fn intersects(self, other: Ready) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    /// Whether every bit of `other` is set in `self`.
-    pub fn contains(self, other: Ready) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Whether no bit is set.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    fn from_event(ev: &Event) -> Ready {
-        let mut r = 0;
-        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-            r |= 1;
-        }
-        if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
-            r |= 2;
-        }
-        if ev.is_read_closed() {
-            r |= 4;
-        }
-        if ev.is_write_closed() {
-            r |= 8;
-        }
-        if ev.is_error() {
-            r |= 16;
-        }
-        Ready(r)
-    }
-}
-
-impl std::ops::BitOr for Ready {
-    type Output = Ready;
-    fn bitor(self, rhs: Ready) -> Ready {
-        Ready(self.0 | rhs.0)
-    }
-}
-
-impl fmt::Debug for Ready {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names = [
-            "READABLE",
-            "WRITABLE",
-            "READ_CLOSED",
-            "WRITE_CLOSED",
-            "ERROR",
-        ];
-        let set: Vec<&str> = names
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| self.0 & (1 << i) != 0)
-            .map(|(_, n)| *n)
-            .collect();
-        write!(f, "Ready({})", set.join(" | "))
-    }
-}
-
-/// A callback that owns a source's events (the reactor style). Called on
-/// the hub's thread, outside any green thread, with the new readiness.
-pub type IoCallback = Rc<dyn Fn(Ready)>;
-
-#[derive(Clone, Copy)]
-pub(crate) struct LocalWaiter {
-    slot: u32,
-    seq: u64,
-}
-
-const CHUNK: usize = 64;
-
-/// One registered source. Cells only: the hub's loop and the green threads
-/// of the same hub touch it, never at the same time.
-pub(crate) struct Entry {
-    gen: Cell<u32>,
-    live: Cell<bool>,
-    ready: Cell<u8>,
-    reader: Cell<Option<LocalWaiter>>,
-    writer: Cell<Option<LocalWaiter>>,
-    /// Waiters beyond the first of each direction: (direction bit, waiter).
-    more: RefCell<Vec<(u8, LocalWaiter)>>,
-    callback: RefCell<Option<IoCallback>>,
-}
-
-impl Entry {
-    fn empty() -> Entry {
-        Entry {
-            gen: Cell::new(0),
-            live: Cell::new(false),
-            ready: Cell::new(0),
-            reader: Cell::new(None),
-            writer: Cell::new(None),
-            more: RefCell::new(Vec::new()),
-            callback: RefCell::new(None),
-        }
-    }
-}
-
-/// The hub's table of registered sources, in chunks that never move (a
-/// registration keeps a pointer to its entry).
-#[derive(Default)]
-pub(crate) struct IoSlab {
-    chunks: Vec<Box<[Entry; CHUNK]>>,
-    free: Vec<u32>,
-    live: usize,
-    /// Live entries with a callback: events may still run code that wakes
-    /// green threads, so the hub is not deadlocked while this is non-zero.
-    callbacks: usize,
-}
-
-impl IoSlab {
-    fn alloc(&mut self) -> (u32, u32, *const Entry) {
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => self.grow(),
-        };
-        let e = &self.chunks[index as usize / CHUNK][index as usize % CHUNK];
-        e.gen.set(e.gen.get().wrapping_add(1));
-        e.live.set(true);
-        e.ready.set(Ready::ALL.0);
-        e.reader.set(None);
-        e.writer.set(None);
-        e.more.borrow_mut().clear();
-        *e.callback.borrow_mut() = None;
-        self.live += 1;
-        (index, e.gen.get(), e)
-    }
-
-    /// Adds a chunk of entries; returns the first new index. Built on the
-    /// heap entry by entry: a `[Entry; 64]` temporary would put a frame of
-    /// several KiB on the calling green thread's stack, and its stack
-    /// probes would commit those pages on every registration.
-    #[cold]
-    #[inline(never)]
-    fn grow(&mut self) -> u32 {
-        let base = (self.chunks.len() * CHUNK) as u32;
-        let chunk: Vec<Entry> = (0..CHUNK).map(|_| Entry::empty()).collect();
-        let chunk: Box<[Entry; CHUNK]> = match chunk.into_boxed_slice().try_into() {
-            Ok(c) => c,
-            Err(_) => unreachable!("a chunk has CHUNK entries"),
-        };
-        self.chunks.push(chunk);
-        self.free.extend((base + 1..base + CHUNK as u32).rev());
-        base
-    }
-
-    /// Frees the slot; returns its callback to be dropped by the caller
-    /// after the slab borrow ends (it may own sockets that deregister).
-    pub(crate) fn release(&mut self, index: u32, gen: u32) -> Option<IoCallback> {
-        let e = self.get(index, gen)?;
-        e.live.set(false);
-        e.reader.set(None);
-        e.writer.set(None);
-        let cb = e.callback.borrow_mut().take();
-        *e.more.borrow_mut() = Vec::new();
-        self.free.push(index);
-        self.live -= 1;
-        if cb.is_some() {
-            self.callbacks -= 1;
-        }
-        cb
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.live
-    }
-
-    /// Whether some live source has a callback (the deadlock check).
-    pub(crate) fn has_callbacks(&self) -> bool {
-        self.callbacks > 0
-    }
-
-    #[inline]
-    fn get(&self, index: u32, gen: u32) -> Option<&Entry> {
-        let e = self
-            .chunks
-            .get(index as usize / CHUNK)?
-            .get(index as usize % CHUNK)?;
-        (e.live.get() && e.gen.get() == gen).then_some(e)
-    }
-}
-
-fn token(index: u32, gen: u32) -> Token {
-    Token(((gen as usize) << 32) | index as usize)
-}
-
-/// Called by the hub for every mio event.
-#[inline]
-pub(crate) fn dispatch(hub: &Hub, ev: &Event) {
-    let t = ev.token().0;
-    let (index, gen) = (t as u32, (t >> 32) as u32);
-    let bits = Ready::from_event(ev).0;
-    let e: *const Entry = match hub.io.borrow().get(index, gen) {
-        Some(e) => e,
-        None => return,
-    };
-    // SAFETY: entries live in boxed chunks that are never freed or moved
-    // while the hub exists; the slot was live just now, and nothing below
-    // frees it before we are done (callbacks run last).
-    let e = unsafe { &*e };
-    e.ready.set(e.ready.get() | bits);
-    if bits & Ready::READABLE.0 != 0 {
-        if let Some(w) = e.reader.take() {
-            hub.wake_local(w.slot, w.seq);
-        }
-    }
-    if bits & Ready::WRITABLE.0 != 0 {
-        if let Some(w) = e.writer.take() {
-            hub.wake_local(w.slot, w.seq);
-        }
-    }
-    if let Ok(mut more) = e.more.try_borrow_mut() {
-        if !more.is_empty() {
-            more.retain(|(dir, w)| {
-                if dir & bits != 0 {
-                    hub.wake_local(w.slot, w.seq);
-                    false
-                } else {
-                    true
-                }
-            });
-        }
-    }
-    let cb = match e.callback.try_borrow() {
-        Ok(cb) => cb.clone(),
-        Err(_) => None,
-    };
-    if let Some(cb) = cb {
-        cb(Ready(bits));
-    }
-}
+use crate::hub::{self, Hub};
+use crate::iotable::{token, Entry, LocalWaiter};
+pub use crate::iotable::{IoCallback, Ready};
+use crate::park::WaitReason;
+use crate::shared::{HubShared, Msg};
 
 /// A source registered with the current hub for both directions,
 /// edge-triggered, with a readiness cache and per-direction waiters.
@@ -458,36 +204,36 @@ impl Registration {
         self.hub.index
     }
 
-    /// The entry and the hub, if called on the registration's hub.
+    /// Runs `f` with the hub and this registration's entry, if called on
+    /// the registration's hub and the entry is still ours.
     #[inline]
-    fn entry(&self) -> Option<(&Hub, &Entry)> {
-        let hub = hub::current_hub_ptr()?;
-        // SAFETY: `current_hub_ptr` is non-null only while that hub runs on
-        // this thread.
-        let hub = unsafe { &*hub };
-        if !Arc::ptr_eq(&hub.shared, &self.hub) {
-            return None;
-        }
-        // SAFETY: we are on the owning hub's thread and the hub is alive, so
-        // its slab chunks (which never move) are alive; the generation check
-        // below makes sure the slot is still ours.
-        let e = unsafe { &*self.entry };
-        (e.live.get() && e.gen.get() == self.gen).then_some((hub, e))
+    fn with_entry<R>(&self, f: impl FnOnce(&Hub, &Entry) -> R) -> Option<R> {
+        hub::with_hub(|hub| {
+            if !Arc::ptr_eq(&hub.shared, &self.hub) {
+                return None;
+            }
+            // SAFETY: we are on the owning hub's thread and the hub is
+            // alive for the whole closure, so its table chunks (boxed, never
+            // moved or freed while the hub lives) are alive; the generation
+            // check makes sure the slot is still ours. The reference does
+            // not outlive the closure.
+            let e = unsafe { &*self.entry };
+            (e.live.get() && e.gen.get() == self.gen).then(|| f(hub, e))
+        })
+        .flatten()
     }
 
     /// The cached readiness (empty when called from another hub).
     #[inline]
     pub fn readiness(&self) -> Ready {
-        self.entry()
-            .map_or(Ready::EMPTY, |(_, e)| Ready(e.ready.get()))
+        self.with_entry(|_, e| Ready(e.ready.get()))
+            .unwrap_or(Ready::EMPTY)
     }
 
     /// Clears readiness bits after a syscall reported `WouldBlock`.
     #[inline]
     pub fn clear_readiness(&self, r: Ready) {
-        if let Some((_, e)) = self.entry() {
-            e.ready.set(e.ready.get() & !r.0);
-        }
+        self.with_entry(|_, e| e.ready.set(e.ready.get() & !r.0));
     }
 
     /// After a short read (or write) on a stream, which drained the kernel
@@ -496,7 +242,7 @@ impl Registration {
     /// an error on that side, whose edge will not come again.
     #[inline]
     pub fn drained(&self, dir: Ready) {
-        if let Some((_, e)) = self.entry() {
+        self.with_entry(|_, e| {
             let closed = if dir.intersects(Ready::READABLE) {
                 Ready::READ_CLOSED.0 | Ready::ERROR.0
             } else {
@@ -506,7 +252,7 @@ impl Registration {
             if r & closed == 0 {
                 e.ready.set(r & !dir.0);
             }
-        }
+        });
     }
 
     /// Optimistic I/O in one call: runs `op` while `dir` is cached ready,
@@ -529,25 +275,24 @@ impl Registration {
         timeout: Option<std::time::Duration>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> Option<io::Result<R>> {
-        let (hub, e) = self.entry()?;
-        let mut deadline = None;
-        loop {
-            if e.ready.get() & dir.0 != 0 {
-                match op() {
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                        e.ready.set(e.ready.get() & !dir.0);
+        self.with_entry(|hub, e| {
+            let mut deadline = None;
+            loop {
+                if e.ready.get() & dir.0 != 0 {
+                    match op() {
+                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                            e.ready.set(e.ready.get() & !dir.0);
+                        }
+                        Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                        r => return r,
                     }
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                    r => return Some(r),
                 }
+                if deadline.is_none() {
+                    deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+                }
+                self.park(hub, e, dir, deadline, io_reason(dir))?;
             }
-            if deadline.is_none() {
-                deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-            }
-            if let Err(err) = self.park(hub, e, dir, deadline, io_reason(dir)) {
-                return Some(Err(err));
-            }
-        }
+        })
     }
 
     /// Parks until an event for `dir` (or the deadline, or an interrupt).
@@ -610,16 +355,18 @@ impl Registration {
         deadline: Option<Instant>,
         reason: WaitReason,
     ) -> io::Result<()> {
-        let Some((hub, e)) = self.entry() else {
-            return Err(match hub::with_hub(|h| h.shared.index) {
+        let r = self.with_entry(|hub, e| {
+            while e.ready.get() & dir.0 == 0 {
+                self.park(hub, e, dir, deadline, reason)?;
+            }
+            Ok(())
+        });
+        r.unwrap_or_else(|| {
+            Err(match hub::with_hub(|h| h.shared.index) {
                 Some(cur) => other_hub(self.hub.index, cur),
                 None => not_on_hub(),
-            });
-        };
-        while e.ready.get() & dir.0 == 0 {
-            self.park(hub, e, dir, deadline, reason)?;
-        }
-        Ok(())
+            })
+        })
     }
 
     /// Lets `cb` receive this source's events (replacing any previous
@@ -629,15 +376,15 @@ impl Registration {
     ///
     /// `Other` when called from another hub than the registration's.
     pub fn set_callback(&self, cb: Option<IoCallback>) -> io::Result<()> {
-        let (hub, e) = self
-            .entry()
-            .ok_or_else(|| io::Error::other("greenio: set_callback from another hub"))?;
         let added = cb.is_some();
-        let old = std::mem::replace(&mut *e.callback.borrow_mut(), cb);
-        {
-            let mut io = hub.io.borrow_mut();
-            io.callbacks = io.callbacks + usize::from(added) - usize::from(old.is_some());
-        }
+        let old = self
+            .with_entry(|hub, e| {
+                let old = std::mem::replace(&mut *e.callback.borrow_mut(), cb);
+                let mut io = hub.io.borrow_mut();
+                io.callbacks = io.callbacks + usize::from(added) - usize::from(old.is_some());
+                old
+            })
+            .ok_or_else(|| io::Error::other("greenio: set_callback from another hub"))?;
         drop(old);
         Ok(())
     }

@@ -76,34 +76,49 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-mod block_on;
+// Layers, bottom up; a file imports only from its own layer's leaves or
+// from below (see the essay in hub.rs).
+// Leaves:
 mod blocking;
-mod group;
+mod localmap;
+mod park;
+mod runq;
+mod stack;
+mod timer;
+mod unwind;
+// Core:
+mod iotable;
+mod shared;
+mod slab;
+mod task;
+// The hub loop:
 mod hub;
+// Public API:
+mod block_on;
+mod green;
 mod introspect;
 pub mod io;
 mod local;
-mod runq;
 mod runtime;
-pub mod signal;
-mod slab;
-mod stack;
-pub mod sync;
-mod task;
 mod timeout;
-mod timer;
+mod unblock;
 pub mod wait;
+// On top:
+mod group;
+pub mod signal;
+pub mod sync;
 
 pub use block_on::block_on;
-pub use blocking::{unblock, KEEP_ALIVE};
+pub use green::{
+    current, park, sleep, spawn, spawn_on, yield_now, Builder, GreenThread, JoinHandle, Unparker,
+};
 pub use group::Group;
 pub use hub::Stats;
-pub use introspect::{dump, stack_size, stats, Dump, State, ThreadInfo};
+pub use introspect::{dump, stack_size, stats, Dump, ThreadInfo, ThreadState};
 pub use local::GreenLocal;
 pub use runtime::{hub_count, run, spawn_balanced, Runtime, RuntimeBuilder};
-pub use stack::{DEFAULT_STACK_SIZE, POOL_MAX};
-pub use task::{
-    current, park, sleep, spawn, spawn_on, yield_now, Builder, GreenThread, JoinError, JoinHandle,
-    Unparker,
-};
+pub use stack::DEFAULT_STACK_SIZE;
+pub use task::JoinError;
 pub use timeout::{timeout, timeout_at, Elapsed};
+pub use unblock::unblock;
+pub use unwind::payload_str;

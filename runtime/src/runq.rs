@@ -70,16 +70,6 @@ impl RunQueue {
     pub(crate) fn is_empty(&self) -> bool {
         self.len.get() == 0
     }
-
-    /// The queued slots, oldest first (for `dump`).
-    pub(crate) fn slots(&self) -> Vec<u32> {
-        // SAFETY: as in `push`.
-        let buf = unsafe { &*self.buf.get() };
-        let mask = buf.len() - 1;
-        (0..self.len.get())
-            .map(|i| buf[(self.head.get() + i) & mask].0)
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -8,23 +8,18 @@
 //! the fewest live green threads.
 
 use std::io;
+use std::panic::{self, AssertUnwindSafe, Location};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
+use corosensei::Yielder;
+
 use crate::blocking::BlockingPool;
-use crate::hub::{Hub, HubShared, Msg};
-use crate::stack::DEFAULT_STACK_SIZE;
-
-/// What every hub of a runtime shares.
-pub(crate) struct RuntimeShared {
-    hubs: OnceLock<Vec<Arc<HubShared>>>,
-    pub(crate) blocking: BlockingPool,
-}
-
-impl RuntimeShared {
-    pub(crate) fn hubs(&self) -> &[Arc<HubShared>] {
-        self.hubs.get().map_or(&[], Vec::as_slice)
-    }
-}
+use crate::hub::{self, Deadlock, Hub, Start};
+use crate::shared::{HubShared, Msg, RuntimeShared};
+use crate::slab::Co;
+use crate::stack::{StackInfo, DEFAULT_STACK_SIZE};
+use crate::task::Packet;
 
 /// Configures a [`Runtime`].
 ///
@@ -170,7 +165,7 @@ impl Runtime {
             let rt2 = rt.clone();
             let t = std::thread::Builder::new()
                 .name(format!("greenio-hub-{}", i + 1))
-                .spawn(move || Hub::new(shared, poll, rt2, stack_size).serve());
+                .spawn(move || serve(&Hub::new(shared, poll, rt2, stack_size)));
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -205,7 +200,7 @@ impl Runtime {
             threads,
         };
         let hub = Hub::new(hubs[0].clone(), first, rt.clone(), stack_size);
-        hub.run_main(main)
+        run_main(&hub, main)
     }
 }
 
@@ -271,18 +266,106 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let rt = crate::hub::current_runtime()
+    let rt = hub::current_runtime()
         .expect("greenio::spawn_balanced called outside a runtime; start one with greenio::run");
     let idx = rt
         .hubs()
         .iter()
         .enumerate()
-        .min_by_key(|(_, h)| h.alive.load(std::sync::atomic::Ordering::Relaxed))
+        .min_by_key(|(_, h)| h.alive())
         .map_or(0, |(i, _)| i);
     crate::spawn_on(idx, f)
 }
 
 /// The number of hubs of the current runtime (0 outside one).
 pub fn hub_count() -> usize {
-    crate::hub::current_runtime().map_or(0, |rt| rt.hubs().len())
+    hub::current_runtime().map_or(0, |rt| rt.hubs().len())
+}
+
+/// Runs `f` as the main green thread of `hub`; returns its value once it
+/// and every other green thread of the hub have finished (the others are
+/// cancelled when main returns).
+fn run_main<F, T>(hub: &Hub, f: F) -> T
+where
+    F: FnOnce() -> T,
+{
+    hub.enter(|| {
+        let mut out: Option<std::thread::Result<T>> = None;
+        let out_ptr: *mut Option<std::thread::Result<T>> = &mut out;
+        let packet: Arc<Packet<()>> = Arc::new(Packet::new(
+            Some("main".into()),
+            Location::caller(),
+            hub.shared.clone(),
+        ));
+        let p = packet.clone();
+        let body = move || {
+            let r = panic::catch_unwind(AssertUnwindSafe(f));
+            // SAFETY: `out` lives on run_main's frame, which does not
+            // return before this green thread has finished (see below).
+            unsafe { *out_ptr = Some(r) };
+        };
+        let stack = match hub.stacks.borrow_mut().get(None) {
+            Ok(s) => s,
+            Err(e) => panic!("greenio::run: cannot map the main green thread's stack: {e}"),
+        };
+        let info = StackInfo::of(&stack, packet.header.id, Some("main"));
+        // SAFETY: the closure borrows data that outlives this call (`f`'s
+        // captures and `out`). The coroutine is driven to completion by the
+        // loops below before we return; if it cannot be (a deadlock while
+        // unwinding), `deadlock` aborts the process instead of returning,
+        // so the borrows never dangle.
+        let co = unsafe {
+            Co::with_stack_unchecked(stack, move |y: &Yielder<(), ()>, ()| {
+                hub::enter(y);
+                crate::green::root(&p, body);
+            })
+        };
+        hub.shared.alive.fetch_add(1, Ordering::Relaxed);
+        hub.insert(packet.clone(), Start::Ready(co, info));
+        let main_done = |_: &Hub| packet.header.is_finished();
+        if hub.event_loop(&main_done, true).is_err() {
+            deadlock(hub);
+        }
+        if hub.finish().is_err() {
+            deadlock(hub);
+        }
+        match out {
+            Some(Ok(v)) => v,
+            Some(Err(p)) => panic::resume_unwind(p),
+            None => panic!("greenio::run: the main green thread was cancelled"),
+        }
+    })
+}
+
+/// Serves a secondary hub until the runtime shuts down.
+fn serve(hub: &Hub) {
+    hub.enter(|| {
+        let r = hub
+            .event_loop(&Hub::is_shut_down, true)
+            .and_then(|()| hub.finish());
+        if let Err(Deadlock) = r {
+            deadlock(hub);
+        }
+    });
+}
+
+/// Reports a deadlock: unwinds every green thread so borrowed data is
+/// released, then panics with a dump naming each parked green thread. If
+/// they cannot unwind either, aborts rather than free stacks in use.
+fn deadlock(hub: &Hub) -> ! {
+    let report = format!(
+        "greenio: deadlock: every green thread is parked and nothing can wake them \
+         (no ready green thread, timer, socket, unparker or other thread):\n{}",
+        crate::introspect::dump_hub(hub)
+    );
+    log::error!("{report}");
+    hub.cancel_all();
+    let drained = panic::catch_unwind(AssertUnwindSafe(|| {
+        hub.drain_nocheck(|h| h.shared.alive() == 0);
+    }));
+    if drained.is_err() || hub.shared.alive() != 0 {
+        eprintln!("{report}\ngreenio: green threads could not be unwound; aborting");
+        std::process::abort();
+    }
+    panic!("{report}");
 }

@@ -16,13 +16,31 @@ use std::time::Instant;
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, Yielder};
 
+use crate::park::WaitReason;
 use crate::stack::StackInfo;
 use crate::task::{Header, Task};
-use crate::wait::WaitReason;
 
 pub(crate) type Co = Coroutine<(), (), (), DefaultStack>;
 
 const CHUNK: usize = 64;
+
+/// Where a green thread is in its life, as `dump` shows it.
+///
+/// Written only by the hub's thread: `NotStarted` on insert, `Ready` when
+/// it is queued to run, `Running` while it runs, `Parked` when it suspends
+/// on a wait. (A remote wake is queued through the inbox, so a green
+/// thread whose wake is still in flight shows `Parked`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadState {
+    /// Running now (the caller of `dump`).
+    Running,
+    /// Runnable, waiting for its turn.
+    Ready,
+    /// Spawned, not run yet.
+    NotStarted,
+    /// Waiting on something (see `waits_on`).
+    Parked,
+}
 
 /// A green thread's code: on its stack, or boxed until its first run.
 pub(crate) enum CoState {
@@ -43,6 +61,8 @@ pub(crate) struct Slot {
     pub(crate) yielder: Cell<*const Yielder<(), ()>>,
     /// The `seq` it is parked on; 0 while running.
     pub(crate) parked: Cell<u64>,
+    /// Its life-cycle state (see [`ThreadState`]).
+    pub(crate) state: Cell<ThreadState>,
     /// What it waits on, and since when.
     pub(crate) reason: Cell<WaitReason>,
     pub(crate) since: Cell<Instant>,
@@ -62,7 +82,8 @@ impl Slot {
             co: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             parked: Cell::new(0),
-            reason: Cell::new(WaitReason::local("start")),
+            state: Cell::new(ThreadState::NotStarted),
+            reason: Cell::new(WaitReason::local("first run")),
             since: Cell::new(Instant::now()),
             timeout_pending: Cell::new(None),
             interrupted: Cell::new(false),

@@ -24,7 +24,7 @@
 //! # Pooling
 //!
 //! A finished green thread's stack goes back to its hub's pool (up to
-//! [`POOL_MAX`] stacks), so spawning in steady state does not `mmap`. Pages
+//! `POOL_MAX`, 4096, stacks), so spawning in steady state does not `mmap`. Pages
 //! a previous green thread touched stay committed; that is the price of not
 //! calling `madvise` on every exit.
 //!
@@ -41,7 +41,7 @@
 
 use std::cell::Cell;
 use std::io;
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 use corosensei::stack::{DefaultStack, Stack};
 
@@ -49,7 +49,7 @@ use corosensei::stack::{DefaultStack, Stack};
 pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
 
 /// How many stacks of the default size a hub keeps for reuse.
-pub const POOL_MAX: usize = 4096;
+pub(crate) const POOL_MAX: usize = 4096;
 
 /// A pool of stacks of one size.
 pub(crate) struct StackPool {
@@ -178,28 +178,36 @@ pub(crate) fn set_running(info: *const StackInfo) {
 }
 
 static INSTALL: Once = Once::new();
-static mut PREV_SEGV: Option<libc::sigaction> = None;
-static mut PREV_BUS: Option<libc::sigaction> = None;
+/// The dispositions SIGSEGV and SIGBUS had before ours, set once by
+/// `install_overflow_handler` before our handler can run, then only read
+/// (a `OnceLock` read is an acquire load: async-signal-safe).
+static PREV_SEGV: OnceLock<libc::sigaction> = OnceLock::new();
+static PREV_BUS: OnceLock<libc::sigaction> = OnceLock::new();
 
 /// Installs the overflow handler once per process and makes sure this
 /// thread has an alternate signal stack.
 pub(crate) fn install_overflow_handler() {
     INSTALL.call_once(|| {
-        // SAFETY: sigaction with a zeroed struct, a valid handler address
-        // and valid out-pointers; PREV_* are written once, here, before the
-        // handler can run (it is installed by these very calls).
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
+        for (sig, prev) in [(libc::SIGSEGV, &PREV_SEGV), (libc::SIGBUS, &PREV_BUS)] {
+            // SAFETY: a zeroed sigaction is a valid "default" value; the
+            // current disposition is read into it below.
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: querying the current disposition with a valid
+            // out-pointer and no new action.
+            if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
+                continue;
+            }
+            // Publish the previous action before ours can run.
+            let _ = prev.set(old);
+            // SAFETY: as above, zeroed then filled in.
+            let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
             sa.sa_sigaction = handler as *const () as usize;
             sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-            libc::sigemptyset(&mut sa.sa_mask);
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(libc::SIGSEGV, &sa, &mut old) == 0 {
-                PREV_SEGV = Some(old);
-            }
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(libc::SIGBUS, &sa, &mut old) == 0 {
-                PREV_BUS = Some(old);
+            // SAFETY: `sa` and its mask are valid; the handler has the
+            // SA_SIGINFO signature.
+            unsafe {
+                libc::sigemptyset(&mut sa.sa_mask);
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
             }
         }
     });
@@ -293,14 +301,10 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         }
     }
     // Not ours: hand over to the previous handler.
-    // SAFETY: PREV_* were written once before this handler was installed and
-    // are only read afterwards.
-    let prev = unsafe {
-        if sig == libc::SIGBUS {
-            *std::ptr::addr_of!(PREV_BUS)
-        } else {
-            *std::ptr::addr_of!(PREV_SEGV)
-        }
+    let prev = if sig == libc::SIGBUS {
+        PREV_BUS.get()
+    } else {
+        PREV_SEGV.get()
     };
     match prev {
         Some(p) if p.sa_sigaction != libc::SIG_DFL && p.sa_sigaction != libc::SIG_IGN => {

@@ -12,10 +12,9 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use crate::hub;
-
-/// The payload that unwinds a green thread out of an expired scope.
-pub(crate) struct TimeoutUnwind(pub(crate) u64);
+use crate::hub::{self, Action, Hub};
+use crate::timer::TimerKey;
+use crate::unwind::TimeoutUnwind;
 
 /// The error of [`timeout`]: the deadline passed before the body finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,11 +85,11 @@ pub fn timeout_at<T>(deadline: Instant, body: impl FnOnce() -> T) -> Result<T, E
         hub::in_green_thread(),
         "greenio::timeout called outside a green thread; start one with greenio::run"
     );
-    let (scope, key) = hub::with_hub(|h| h.open_scope(deadline)).expect("inside a hub");
-    struct Close(u64, crate::timer::TimerKey);
+    let (scope, key) = hub::with_hub(|h| open_scope(h, deadline)).expect("inside a hub");
+    struct Close(u64, TimerKey);
     impl Drop for Close {
         fn drop(&mut self) {
-            hub::with_hub(|h| h.close_scope(self.0, self.1));
+            hub::with_hub(|h| close_scope(h, self.0, self.1));
         }
     }
     let close = Close(scope, key);
@@ -102,5 +101,30 @@ pub fn timeout_at<T>(deadline: Instant, body: impl FnOnce() -> T) -> Result<T, E
             Some(t) if t.0 == scope => Err(Elapsed(())),
             _ => panic::resume_unwind(p),
         },
+    }
+}
+
+/// Starts a timeout scope for the running green thread: a timer that
+/// expires it (the loop then interrupts the green thread).
+fn open_scope(hub: &Hub, deadline: Instant) -> (u64, TimerKey) {
+    let scope = hub.scope_seq.get() + 1;
+    hub.scope_seq.set(scope);
+    let h = hub.cur().header();
+    let action = Action::Interrupt {
+        slot: h.slot.load(std::sync::atomic::Ordering::Relaxed),
+        task_id: h.id,
+        scope,
+    };
+    let key = hub.timers.borrow_mut().insert(deadline, action);
+    (scope, key)
+}
+
+/// Ends a timeout scope: cancels its timer and forgets its expiry.
+fn close_scope(hub: &Hub, scope: u64, key: TimerKey) {
+    hub.timers.borrow_mut().cancel(key);
+    let s = hub.cur();
+    if s.timeout_pending.get() == Some(scope) {
+        s.timeout_pending.set(None);
+        s.interrupted.set(s.header().is_cancelled());
     }
 }

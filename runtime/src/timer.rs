@@ -1,5 +1,8 @@
 //! Timers of one hub: sleeps, wait deadlines and timeout scopes.
 //!
+//! Generic over what a timer does when it fires (`A`): the hub loop
+//! decides that, this file only orders deadlines.
+//!
 //! A binary min-heap of `(deadline, insertion number, key)` plus a slab of
 //! live entries. Cancelling removes the slab entry in O(1) and leaves the
 //! heap entry behind as a tombstone, skipped when it reaches the top; when
@@ -20,18 +23,6 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-use crate::wait::Waiter;
-
-/// What a timer does when it fires.
-pub(crate) enum Action {
-    /// Fire the waiter with `TIMED_OUT`.
-    Wake(Waiter),
-    /// Wake a hub-local wait `(slot, seq)`.
-    WakeLocal { slot: u32, seq: u64 },
-    /// Expire the timeout scope `scope` of the green thread in `slot`.
-    Interrupt { slot: u32, task_id: u64, scope: u64 },
-}
-
 /// A handle to cancel a timer: slab index plus the insertion number, so a
 /// key outliving its timer can never cancel the slot's next occupant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,30 +31,41 @@ pub(crate) struct TimerKey {
     seq: u64,
 }
 
-struct Entry {
+struct Entry<A> {
     seq: u64,
-    action: Action,
+    action: A,
 }
 
-#[derive(Default)]
-pub(crate) struct Timers {
+pub(crate) struct Timers<A> {
     /// Min-heap on (deadline, seq); entries whose slab slot no longer holds
     /// the same seq are tombstones.
     heap: BinaryHeap<Reverse<(Instant, u64, u32)>>,
     /// Live timers; `None` slots are on the free list.
-    entries: Vec<Option<Entry>>,
+    entries: Vec<Option<Entry<A>>>,
     free: Vec<u32>,
     live: usize,
     next_seq: u64,
 }
 
-impl Timers {
+impl<A> Default for Timers<A> {
+    fn default() -> Self {
+        Timers {
+            heap: BinaryHeap::new(),
+            entries: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            next_seq: 0,
+        }
+    }
+}
+
+impl<A> Timers<A> {
     /// Number of live (not cancelled, not fired) timers.
     pub(crate) fn len(&self) -> usize {
         self.live
     }
 
-    pub(crate) fn insert(&mut self, deadline: Instant, action: Action) -> TimerKey {
+    pub(crate) fn insert(&mut self, deadline: Instant, action: A) -> TimerKey {
         self.next_seq += 1;
         let seq = self.next_seq;
         let entry = Some(Entry { seq, action });
@@ -121,7 +123,7 @@ impl Timers {
     }
 
     /// Removes and returns the action of the earliest timer due at `now`.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Action> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<A> {
         loop {
             let Reverse((d, seq, i)) = *self.heap.peek()?;
             let live = self.entries[i as usize]
@@ -148,24 +150,17 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn scope(n: u64) -> Action {
-        Action::Interrupt {
-            slot: 0,
-            task_id: 0,
-            scope: n,
-        }
+    fn scope(n: u64) -> u64 {
+        n
     }
 
-    fn scope_of(a: Action) -> u64 {
-        match a {
-            Action::Interrupt { scope, .. } => scope,
-            _ => panic!("unexpected wake action"),
-        }
+    fn scope_of(a: u64) -> u64 {
+        a
     }
 
     #[test]
     fn fires_in_deadline_then_insertion_order() {
-        let mut t = Timers::default();
+        let mut t = Timers::<u64>::default();
         let now = Instant::now();
         t.insert(now + Duration::from_millis(20), scope(3));
         t.insert(now + Duration::from_millis(10), scope(1));
@@ -180,7 +175,7 @@ mod tests {
 
     #[test]
     fn cancel_is_exact_and_keys_do_not_alias() {
-        let mut t = Timers::default();
+        let mut t = Timers::<u64>::default();
         let now = Instant::now();
         let a = t.insert(now, scope(1));
         t.cancel(a);
@@ -195,7 +190,7 @@ mod tests {
 
     #[test]
     fn tombstones_are_compacted() {
-        let mut t = Timers::default();
+        let mut t = Timers::<u64>::default();
         let now = Instant::now();
         for _ in 0..10_000 {
             let k = t.insert(now + Duration::from_secs(60), scope(0));

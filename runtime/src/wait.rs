@@ -53,90 +53,14 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::hub;
-use crate::task::Task;
-
-/// Not waiting.
-pub(crate) const IDLE: u64 = 0;
-/// Armed: a waker may fire the word for this `seq`.
-pub(crate) const WAITING: u64 = 1;
-/// Fired by a waker.
-pub(crate) const NOTIFIED: u64 = 2;
-/// Fired by the wait's own deadline.
-pub(crate) const TIMED_OUT: u64 = 3;
-
-/// A park word: `seq << 2 | state`. Written by its owner when arming and
-/// disarming, fired (compare-and-swap) by wakers on any thread.
-#[derive(Debug, Default)]
-pub(crate) struct ParkWord(AtomicU64);
-
-impl ParkWord {
-    /// Arms the word for wait `seq`. Only the owner calls this.
-    ///
-    /// `Release` suffices: a waker learns of the wait only through the
-    /// structure the waiter then registers in (a lock, a queue, a
-    /// `SeqCst` flag), whose release/acquire pair orders this store before
-    /// the waker's compare-and-swap.
-    #[inline]
-    pub(crate) fn arm(&self, seq: u64) {
-        self.0.store(seq << 2 | WAITING, Ordering::Release);
-    }
-
-    /// Fires wait `seq` with `state`; `true` for the single winner.
-    #[inline]
-    pub(crate) fn fire(&self, seq: u64, state: u64) -> bool {
-        self.0
-            .compare_exchange(
-                seq << 2 | WAITING,
-                seq << 2 | state,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-    }
-
-    /// Ends wait `seq` and returns how it ended: `WAITING` if nothing fired
-    /// it, else `NOTIFIED` or `TIMED_OUT`.
-    #[inline]
-    pub(crate) fn disarm(&self, seq: u64) -> u64 {
-        match self.0.compare_exchange(
-            seq << 2 | WAITING,
-            seq << 2 | IDLE,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => WAITING,
-            Err(now) => {
-                self.0.store(seq << 2 | IDLE, Ordering::Relaxed);
-                now & 3
-            }
-        }
-    }
-
-    /// Whether wait `seq` is still armed and unfired.
-    #[inline]
-    pub(crate) fn is_waiting(&self, seq: u64) -> bool {
-        self.0.load(Ordering::Acquire) == seq << 2 | WAITING
-    }
-
-    /// The armed `seq`, if the word is waiting.
-    #[inline]
-    pub(crate) fn waiting_seq(&self) -> Option<u64> {
-        let w = self.0.load(Ordering::Acquire);
-        (w & 3 == WAITING).then_some(w >> 2)
-    }
-}
-
-/// A plain OS thread's parker.
-#[derive(Debug)]
-pub(crate) struct OsParker {
-    word: ParkWord,
-    thread: std::thread::Thread,
-}
+use crate::park::{OsParker, ParkWord, NOTIFIED, TIMED_OUT, WAITING};
+pub use crate::park::{WaitKind, WaitReason};
+use crate::task::{Target, WaitToken};
 
 thread_local! {
     static OS_PARKER: Arc<OsParker> = Arc::new(OsParker {
@@ -146,12 +70,6 @@ thread_local! {
     static OS_SEQ: Cell<u64> = const { Cell::new(0) };
 }
 
-#[derive(Clone)]
-enum Target {
-    Green(Arc<dyn Task>),
-    Os(Arc<OsParker>),
-}
-
 /// How a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
@@ -159,53 +77,6 @@ pub enum Wake {
     Notified,
     /// The deadline passed first.
     TimedOut,
-}
-
-/// What a green thread waits on, shown by [`dump`](crate::dump) and by the
-/// deadlock report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WaitReason {
-    /// A short label such as `"sleep"`, `"join"` or `"channel recv"`.
-    pub what: &'static str,
-    /// Who can end the wait; the deadlock detector uses it.
-    pub kind: WaitKind,
-}
-
-impl WaitReason {
-    /// A wait on a sync primitive, which another OS thread may end.
-    pub const fn sync(what: &'static str) -> Self {
-        WaitReason {
-            what,
-            kind: WaitKind::Sync,
-        }
-    }
-
-    /// A wait only this hub can end (its green threads or its timers).
-    pub const fn local(what: &'static str) -> Self {
-        WaitReason {
-            what,
-            kind: WaitKind::Local,
-        }
-    }
-
-    /// A wait on the outside world (I/O, signals, the blocking pool).
-    pub const fn external(what: &'static str) -> Self {
-        WaitReason {
-            what,
-            kind: WaitKind::External,
-        }
-    }
-}
-
-/// Who can end a wait (see [`WaitReason`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitKind {
-    /// Only green threads and timers of the same hub.
-    Local,
-    /// A sync primitive: possibly a plain OS thread that holds the other end.
-    Sync,
-    /// Sockets, signals, the blocking pool: the outside world.
-    External,
 }
 
 /// A token that wakes one particular wait of one green thread or OS thread.
@@ -251,20 +122,17 @@ pub enum WaitKind {
 /// });
 /// ```
 #[derive(Clone)]
-pub struct Waiter {
-    target: Target,
-    seq: u64,
-}
+pub struct Waiter(WaitToken);
 
 impl fmt::Debug for Waiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match &self.target {
+        let kind = match &self.0.target {
             Target::Green(t) => format!("green thread {}", t.header().id),
             Target::Os(p) => format!("OS thread {:?}", p.thread.id()),
         };
         f.debug_struct("Waiter")
             .field("target", &kind)
-            .field("seq", &self.seq)
+            .field("seq", &self.0.seq)
             .finish()
     }
 }
@@ -290,10 +158,10 @@ impl Waiter {
         if let Some(w) = hub::with_current_task(|hub, task| {
             let seq = hub.next_seq();
             task.header().word.arm(seq);
-            Waiter {
+            Waiter(WaitToken {
                 target: Target::Green(task.clone()),
                 seq,
-            }
+            })
         }) {
             return w;
         }
@@ -304,28 +172,18 @@ impl Waiter {
             n
         });
         parker.word.arm(seq);
-        Waiter {
+        Waiter(WaitToken {
             target: Target::Os(parker),
             seq,
-        }
+        })
     }
 
-    pub(crate) fn from_parts(task: Arc<dyn Task>, seq: u64) -> Waiter {
-        Waiter {
-            target: Target::Green(task),
-            seq,
-        }
+    pub(crate) fn token(&self) -> &WaitToken {
+        &self.0
     }
 
     pub(crate) fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    fn word(&self) -> &ParkWord {
-        match &self.target {
-            Target::Green(t) => &t.header().word,
-            Target::Os(p) => &p.word,
-        }
+        self.0.seq
     }
 
     /// Wakes this wait. Returns `true` if this call ended it; `false` if the
@@ -333,42 +191,20 @@ impl Waiter {
     /// wait list should wake its next waiter instead.
     #[inline]
     pub fn wake(&self) -> bool {
-        self.fire(NOTIFIED)
-    }
-
-    #[inline]
-    pub(crate) fn fire(&self, state: u64) -> bool {
-        match &self.target {
-            Target::Green(t) => {
-                if t.header().word.fire(self.seq, state) {
-                    t.header().schedule(self.seq);
-                    true
-                } else {
-                    false
-                }
-            }
-            Target::Os(p) => {
-                if p.word.fire(self.seq, state) {
-                    p.thread.unpark();
-                    true
-                } else {
-                    false
-                }
-            }
-        }
+        hub::fire(&self.0, NOTIFIED)
     }
 
     /// Whether this wait has ended (a wake to it would do nothing). Wait
     /// lists use it to drop tokens of waiters that gave up.
     #[inline]
     pub fn is_stale(&self) -> bool {
-        !self.word().is_waiting(self.seq)
+        !self.0.word().is_waiting(self.0.seq)
     }
 
     /// Whether two tokens name the same wait.
     pub fn same_wait(&self, other: &Waiter) -> bool {
-        self.seq == other.seq
-            && match (&self.target, &other.target) {
+        self.0.seq == other.0.seq
+            && match (&self.0.target, &other.0.target) {
                 (Target::Green(a), Target::Green(b)) => Arc::ptr_eq(a, b),
                 (Target::Os(a), Target::Os(b)) => Arc::ptr_eq(a, b),
                 _ => false,
@@ -392,14 +228,18 @@ impl Waiter {
     /// or on a hub thread outside any green thread (a callback must not
     /// block its hub).
     pub fn wait(&self, deadline: Option<Instant>, reason: WaitReason) -> Wake {
-        match &self.target {
+        let state = match &self.0.target {
             Target::Green(t) => {
-                let mine = hub::with_current_task(|_, cur| Arc::ptr_eq(cur, t));
-                assert!(
-                    mine == Some(true),
-                    "greenio: Waiter::wait called outside the green thread that prepared it"
-                );
-                hub::with_hub(|hub| hub.block(self.seq, deadline, reason)).unwrap_or(Wake::Notified)
+                let state = hub::with_current_task(|hub, cur| {
+                    assert!(
+                        Arc::ptr_eq(cur, t),
+                        "greenio: Waiter::wait called outside the green thread that prepared it"
+                    );
+                    hub.block(&self.0, deadline, reason)
+                });
+                state.expect(
+                    "greenio: Waiter::wait called outside the green thread that prepared it",
+                )
             }
             Target::Os(p) => {
                 assert!(
@@ -408,27 +248,28 @@ impl Waiter {
                      callbacks must not block the hub (use the try_ variant or spawn a green thread)"
                 );
                 loop {
-                    match p.word.0.load(Ordering::Acquire) {
-                        w if w == self.seq << 2 | WAITING => {}
-                        _ => break,
+                    if p.word.0.load(Ordering::Acquire) != self.0.seq << 2 | WAITING {
+                        break;
                     }
                     match deadline {
                         None => std::thread::park(),
                         Some(d) => {
                             let now = Instant::now();
                             if now >= d {
-                                p.word.fire(self.seq, TIMED_OUT);
+                                p.word.fire(self.0.seq, TIMED_OUT);
                                 continue;
                             }
                             std::thread::park_timeout(d - now);
                         }
                     }
                 }
-                match p.word.disarm(self.seq) {
-                    TIMED_OUT => Wake::TimedOut,
-                    _ => Wake::Notified,
-                }
+                p.word.disarm(self.0.seq)
             }
+        };
+        if state == TIMED_OUT {
+            Wake::TimedOut
+        } else {
+            Wake::Notified
         }
     }
 
@@ -437,7 +278,7 @@ impl Waiter {
     /// fired it: a wait list that may have chosen it should then wake
     /// another waiter.
     pub fn cancel(&self) -> bool {
-        self.word().disarm(self.seq) != WAITING
+        self.0.word().disarm(self.0.seq) != WAITING
     }
 }
 
@@ -454,7 +295,8 @@ pub(crate) fn sleep_until(deadline: Instant) {
     }
 }
 
-/// Converts a timeout into a deadline, saturating far in the future.
+/// Converts a timeout into a deadline; `None` when it is too far away to
+/// represent (callers treat that as "no deadline").
 pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
 }
