@@ -140,7 +140,7 @@ impl Terminator {
 /// impl ChatHandler for Lenient {
 ///     fn found_terminator(&mut self, _cx: &mut ChatContext<'_>, _line: &[u8]) {}
 ///     fn record_too_long(&mut self, cx: &mut ChatContext<'_>) -> Overflow {
-///         cx.push(b"! line too long\n");
+///         let _ = cx.push(b"! line too long\n");
 ///         Overflow::Discard
 ///     }
 /// }
@@ -175,7 +175,7 @@ pub enum Overflow {
 ///     fn found_terminator(&mut self, cx: &mut ChatContext<'_>, rec: &[u8]) {
 ///         if let Some(key) = self.pending.take() {
 ///             self.map.insert(key, rec.to_vec());
-///             cx.push(b"OK\r\n");
+///             let _ = cx.push(b"OK\r\n");
 ///             cx.set_terminator(Terminator::CRLF);
 ///             return;
 ///         }
@@ -187,14 +187,18 @@ pub enum Overflow {
 ///                     self.pending = Some(key.to_string());
 ///                     cx.set_terminator(Terminator::Count(n));
 ///                 }
-///                 Err(_) => cx.push(b"ERR\r\n"),
+///                 Err(_) => {
+///                     let _ = cx.push(b"ERR\r\n");
+///                 }
 ///             },
 ///             ["GET", key] => {
 ///                 let v = self.map.get(*key).cloned().unwrap_or_default();
-///                 cx.push(&v);
-///                 cx.push(b"\r\n");
+///                 let _ = cx.push(&v);
+///                 let _ = cx.push(b"\r\n");
 ///             }
-///             _ => cx.push(b"ERR\r\n"),
+///             _ => {
+///                 let _ = cx.push(b"ERR\r\n");
+///             }
 ///         }
 ///     }
 /// }
@@ -252,7 +256,7 @@ pub trait ChatHandler: 'static {
     /// impl ChatHandler for Smtp {
     ///     fn handle_connect(&mut self, cx: &mut ChatContext<'_>) {
     ///         cx.set_terminator(Terminator::CRLF);
-    ///         cx.push(b"220 ready\r\n");
+    ///         let _ = cx.push(b"220 ready\r\n");
     ///     }
     ///     fn found_terminator(&mut self, _: &mut ChatContext<'_>, _: &[u8]) {}
     /// }
@@ -294,7 +298,7 @@ pub trait ChatHandler: 'static {
     ///         self.0 += 1;
     ///     }
     ///     fn handle_eof(&mut self, cx: &mut ChatContext<'_>) {
-    ///         cx.push(format!("{} lines\n", self.0).as_bytes());
+    ///         let _ = cx.push(format!("{} lines\n", self.0).as_bytes());
     ///         cx.close();
     ///     }
     /// }
@@ -368,7 +372,7 @@ struct Frame {
 ///     fn handle_connect(&mut self, cx: &mut ChatContext<'_>) {
 ///         cx.set_terminator(Terminator::LF);
 ///         cx.set_max_record(Some(4096));
-///         cx.push(b"* hello\n"); // a Context method
+///         let _ = cx.push(b"* hello\n"); // a Context method
 ///     }
 ///     fn found_terminator(&mut self, _: &mut ChatContext<'_>, _: &[u8]) {}
 /// }
@@ -510,7 +514,7 @@ impl ChatContext<'_> {
 /// struct Count;
 /// impl ChatHandler for Count {
 ///     fn found_terminator(&mut self, cx: &mut ChatContext<'_>, rec: &[u8]) {
-///         cx.push(format!("{}\n", rec.len()).as_bytes());
+///         let _ = cx.push(format!("{}\n", rec.len()).as_bytes());
 ///     }
 /// }
 ///
@@ -651,7 +655,7 @@ impl<C: ChatHandler> AsyncChat<C> {
     /// (paused, closing, over the high-water mark).
     fn process(&mut self, sh: &Shared) -> bool {
         loop {
-            if !Context::new(sh).is_reading() {
+            if !Context::new(sh).keep_reading() {
                 return false;
             }
             let avail = self.end - self.start;

@@ -67,7 +67,7 @@ pub const ACCEPT_BUDGET: usize = 128;
 /// struct Hello;
 /// impl Handler for Hello {
 ///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-///         cx.push(b"hello\n");
+///         let _ = cx.push(b"hello\n");
 ///         cx.close();
 ///     }
 /// }
@@ -146,7 +146,7 @@ where
 /// struct Hello;
 /// impl Handler for Hello {
 ///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-///         cx.push(b"hello\n");
+///         let _ = cx.push(b"hello\n");
 ///         cx.close();
 ///     }
 /// }
