@@ -119,6 +119,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -277,6 +278,7 @@ impl ServerBuilder {
     ///     assert_ne!(s.local_addr().unwrap().port(), 0);
     /// });
     /// ```
+    #[track_caller]
     pub fn bind<A, F>(self, addr: A, handler: F) -> io::Result<Server>
     where
         A: ToSocketAddrs,
@@ -326,6 +328,7 @@ impl ServerBuilder {
     ///     assert_eq!(s.local_addr().unwrap(), addr);
     /// });
     /// ```
+    #[track_caller]
     pub fn listener<F>(mut self, listener: TcpListener, handler: F) -> Server
     where
         F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
@@ -334,6 +337,7 @@ impl ServerBuilder {
         self.make(listener, handler)
     }
 
+    #[track_caller]
     fn make<F>(self, listener: TcpListener, handler: F) -> Server
     where
         F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
@@ -348,6 +352,7 @@ impl ServerBuilder {
                 accept_errors: AtomicU64::new(0),
             }),
             config: self,
+            site: Location::caller(),
         }
     }
 }
@@ -385,6 +390,9 @@ pub struct Server {
     handler: Handler,
     shared: Arc<Shared>,
     config: ServerBuilder,
+    /// Where the server was made: recorded as the spawn site of its
+    /// acceptors and connections (see `GreenThread::spawn_site`).
+    site: &'static Location<'static>,
 }
 
 impl fmt::Debug for Server {
@@ -656,6 +664,7 @@ impl Server {
     ///     assert!(s.local_addr().unwrap().ip().is_loopback());
     /// });
     /// ```
+    #[track_caller]
     pub fn bind<A, F>(addr: A, handler: F) -> io::Result<Server>
     where
         A: ToSocketAddrs,
@@ -760,6 +769,7 @@ impl Server {
             handler,
             shared,
             config,
+            site,
         } = self;
         let hubs = config.hubs.unwrap_or(runtime_hubs).min(runtime_hubs);
         let here = greenio_runtime::current().hub();
@@ -794,9 +804,11 @@ impl Server {
                 prefix: prefix.clone(),
                 stack_size: config.stack_size,
                 targets,
+                site,
             };
             let h = Builder::new()
                 .name(format!("{prefix} acceptor"))
+                .spawn_site(site)
                 .spawn_on(hub, move || acc.run(listener))?;
             running.acceptors.push(h);
         }
@@ -909,6 +921,8 @@ struct Acceptor {
     stack_size: Option<usize>,
     /// Hubs to spawn connections on, in turn.
     targets: Vec<usize>,
+    /// The server's creation site, recorded on each connection.
+    site: &'static Location<'static>,
 }
 
 impl Acceptor {
@@ -970,7 +984,9 @@ impl Acceptor {
                 id,
             };
             let handler = self.handler.clone();
-            let mut b = Builder::new().name(format!("{} {peer}", self.prefix));
+            let mut b = Builder::new()
+                .name(format!("{} {peer}", self.prefix))
+                .spawn_site(self.site);
             if let Some(s) = self.stack_size {
                 b = b.stack_size(s);
             }
