@@ -345,8 +345,8 @@ impl ServerBuilder {
         Server {
             listener,
             handler: Arc::new(handler),
-            shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
+            shared: Arc::new(ServerCore {
+                table: Mutex::new(ConnTable::default()),
                 max_connections: self.max_connections,
                 accepted: AtomicU64::new(0),
                 accept_errors: AtomicU64::new(0),
@@ -388,7 +388,7 @@ pub struct Server {
     /// The listener of the calling hub's acceptor.
     listener: TcpListener,
     handler: Handler,
-    shared: Arc<Shared>,
+    shared: Arc<ServerCore>,
     config: ServerBuilder,
     /// Where the server was made: recorded as the spawn site of its
     /// acceptors and connections (see `GreenThread::spawn_site`).
@@ -405,8 +405,9 @@ impl fmt::Debug for Server {
 }
 
 /// What the acceptors, the connections, `serve` and the handles share.
-struct Shared {
-    state: Mutex<State>,
+struct ServerCore {
+    /// Connection slots, the stop request and the parked waiters.
+    table: Mutex<ConnTable>,
     /// The configured limit, `None` for none.
     max_connections: Option<usize>,
     /// Connections accepted so far.
@@ -415,10 +416,10 @@ struct Shared {
     accept_errors: AtomicU64,
 }
 
-/// The mutable part of [`Shared`]. Locked only for short bookkeeping, never
+/// The mutable part of [`ServerCore`]. Locked only for short bookkeeping, never
 /// across a park.
 #[derive(Default)]
-struct State {
+struct ConnTable {
     /// Set by `stop` (or a fatal accept error); never cleared.
     stopping: bool,
     /// When to cancel the connections still running; `None` waits for them.
@@ -437,9 +438,9 @@ struct State {
     serve_waiter: Option<Waiter>,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+impl ServerCore {
+    fn lock(&self) -> MutexGuard<'_, ConnTable> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Requests a stop with connections cancelled at `deadline`.
@@ -500,7 +501,7 @@ impl Shared {
 /// A slot reserved by an acceptor; freed on drop unless taken by a
 /// connection (including when the acceptor is cancelled while parked).
 struct Reservation {
-    shared: Arc<Shared>,
+    shared: Arc<ServerCore>,
     id: Option<u64>,
 }
 
@@ -516,7 +517,7 @@ impl Drop for Reservation {
 /// dropped even if the green thread is cancelled before it starts): frees
 /// the connection's slot when it ends.
 struct ConnGuard {
-    shared: Arc<Shared>,
+    shared: Arc<ServerCore>,
     id: u64,
 }
 
@@ -546,7 +547,7 @@ impl Drop for ConnGuard {
 /// ```
 #[derive(Clone)]
 pub struct ServerHandle {
-    shared: Arc<Shared>,
+    shared: Arc<ServerCore>,
 }
 
 impl fmt::Debug for ServerHandle {
@@ -863,7 +864,7 @@ impl Server {
 }
 
 /// Cancels every connection still in the table and joins them.
-fn cancel_connections(shared: &Shared) {
+fn cancel_connections(shared: &ServerCore) {
     let left: Vec<JoinHandle<()>> = {
         let mut st = shared.lock();
         st.conns.drain().filter_map(|(_, h)| h).collect()
@@ -884,7 +885,7 @@ fn cancel_connections(shared: &Shared) {
 
 /// What `serve` started; cancelled on drop (when `serve` unwinds).
 struct Running {
-    shared: Arc<Shared>,
+    shared: Arc<ServerCore>,
     acceptors: Vec<JoinHandle<()>>,
 }
 
@@ -915,7 +916,7 @@ impl Drop for Running {
 
 /// One accept loop: its listener, and the hubs it deals connections to.
 struct Acceptor {
-    shared: Arc<Shared>,
+    shared: Arc<ServerCore>,
     handler: Handler,
     prefix: Arc<str>,
     stack_size: Option<usize>,

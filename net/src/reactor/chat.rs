@@ -43,8 +43,8 @@ use std::fmt;
 use std::io;
 use std::ops::{Deref, DerefMut};
 
+use super::conn_core::ConnCore;
 use super::handler::{Context, Handler};
-use super::shared::Shared;
 
 /// The default limit of one record: 64 KiB.
 ///
@@ -653,7 +653,7 @@ impl<C: ChatHandler> AsyncChat<C> {
 
     /// Frames the buffered input; `false` when handling must stop
     /// (paused, closing, over the high-water mark).
-    fn process(&mut self, sh: &Shared) -> bool {
+    fn process(&mut self, sh: &ConnCore) -> bool {
         loop {
             if !Context::new(sh).keep_reading() {
                 return false;
@@ -713,7 +713,7 @@ impl<C: ChatHandler> AsyncChat<C> {
 
     /// Hands `buf[s..e]` to `collect_incoming_data`, enforcing the record
     /// limit; `false` if the connection is being closed for it.
-    fn deliver(&mut self, sh: &Shared, s: usize, e: usize) -> bool {
+    fn deliver(&mut self, sh: &ConnCore, s: usize, e: usize) -> bool {
         if s == e {
             return true;
         }
@@ -752,7 +752,7 @@ impl<C: ChatHandler> AsyncChat<C> {
 
     /// A record ended: hand it to `found_terminator` (or end the skipping
     /// of an over-long one).
-    fn found(&mut self, sh: &Shared) {
+    fn found(&mut self, sh: &ConnCore) {
         self.seen = 0;
         if self.discarding {
             self.discarding = false;

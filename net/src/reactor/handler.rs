@@ -1,7 +1,7 @@
 //! The callback API of one connection: the [`Handler`] trait (asyncore's
 //! dispatcher methods), the [`Context`] a handler acts through during a
 //! callback, and the [`Handle`] other code keeps for later. All of it
-//! forwards to the connection's state in `shared.rs`; the run that calls
+//! forwards to the connection's state in `conn_core.rs`; the run that calls
 //! the handler is in `dispatcher.rs`.
 
 use std::fmt;
@@ -9,9 +9,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use super::conn_core::{ConnCore, CLOSED, CLOSING, MISSED};
 use super::dispatcher::Channel;
 use super::producer::Producer;
-use super::shared::{Shared, CLOSED, CLOSING, MISSED};
 
 /// The callbacks of one connection, asyncore's dispatcher methods.
 ///
@@ -230,7 +230,7 @@ pub trait Handler: 'static {
 /// }
 /// ```
 pub struct Context<'a> {
-    pub(super) sh: &'a Shared,
+    pub(super) sh: &'a ConnCore,
 }
 
 impl fmt::Debug for Context<'_> {
@@ -242,7 +242,7 @@ impl fmt::Debug for Context<'_> {
 }
 
 impl<'a> Context<'a> {
-    pub(super) fn new(sh: &'a Shared) -> Context<'a> {
+    pub(super) fn new(sh: &'a ConnCore) -> Context<'a> {
         Context { sh }
     }
 

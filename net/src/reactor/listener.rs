@@ -37,9 +37,9 @@ use mio::Interest;
 
 use greenio_runtime::wait::{WaitReason, Waiter, Wake};
 
+use super::conn_core::spawn_task;
 use super::dispatcher::{self, panic_message, Channel, Start};
 use super::handler::Handler;
-use super::shared::spawn_task;
 use crate::accept::{classify, AcceptError, Backoff};
 
 /// Connections one listener run accepts before yielding to other work.

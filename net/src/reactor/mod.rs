@@ -117,21 +117,21 @@
 //!   keeps only weak references for its graceful shutdown.
 
 mod chat;
+mod conn_core;
 mod dispatcher;
 mod handler;
 mod listener;
 mod producer;
-mod shared;
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use chat::{AsyncChat, ChatContext, ChatHandler, Overflow, Terminator, DEFAULT_MAX_RECORD};
+pub use conn_core::{DEFAULT_HIGH_WATER, DEFAULT_OUTPUT_LIMIT, LINGER, READ_BUDGET, WRITE_BUDGET};
 pub use handler::{Context, Handle, Handler};
 pub use listener::{Accept, Listener, ACCEPT_BUDGET};
 pub use producer::{BytesProducer, IterProducer, Producer, DEFAULT_CHUNK};
-pub use shared::{DEFAULT_HIGH_WATER, DEFAULT_OUTPUT_LIMIT, LINGER, READ_BUDGET, WRITE_BUDGET};
 
 /// Listens on `addr` and serves every accepted connection with a handler
 /// from `acceptor` (usually a closure `|peer| MyHandler::new()`).

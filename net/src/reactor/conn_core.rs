@@ -5,7 +5,7 @@
 //! `dispatcher.rs`.
 //!
 //! All of it is touched only on the hub's thread. The flags are one
-//! `Cell<u32>` ([`Shared::flags`]); each is documented with who sets and
+//! `Cell<u32>` ([`ConnCore::flags`]); each is documented with who sets and
 //! clears it. The socket and the output queue sit in one `RefCell`
 //! ([`Io`]) borrowed for one syscall or one queue operation at a time,
 //! never while user code (a handler, a producer) runs.
@@ -140,7 +140,7 @@ pub(super) const SCHEDULED: u32 = 1 << 17;
 pub(super) const MORE: u32 = 1 << 18;
 /// Shut down for writing, discarding input until the peer's EOF.
 pub(super) const LINGER_ON: u32 = 1 << 19;
-/// The output queue is not empty. Mirrors `io.out` (see `Shared::sync_out`)
+/// The output queue is not empty. Mirrors `io.out` (see `ConnCore::sync_out`)
 /// so that the per-message path reads flags instead of borrowing the queue.
 pub(super) const QUEUED: u32 = 1 << 20;
 /// More than the high-water mark waits in the output queue: reading pauses.
@@ -161,7 +161,7 @@ pub(super) struct Io {
 
 /// The handler-independent state of a connection. Touched only on its hub's
 /// thread.
-pub(crate) struct Shared {
+pub(crate) struct ConnCore {
     /// This connection as a type-erased channel, for scheduling runs and
     /// making handles.
     pub(super) me: Weak<dyn Channel>,
@@ -185,7 +185,7 @@ pub(crate) struct Shared {
     pub(super) tracker: Option<Rc<Tracker>>,
 }
 
-impl Shared {
+impl ConnCore {
     #[inline]
     pub(super) fn has(&self, bits: u32) -> bool {
         self.flags.get() & bits != 0
@@ -718,15 +718,15 @@ fn copy_error(e: &io::Error) -> io::Error {
     }
 }
 
-impl Shared {
+impl ConnCore {
     /// A new connection's state, for `sock`, not yet registered.
     pub(super) fn new(
         me: Weak<dyn Channel>,
         flags: u32,
         sock: TcpStream,
         tracker: Option<Rc<Tracker>>,
-    ) -> Shared {
-        Shared {
+    ) -> ConnCore {
+        ConnCore {
             me,
             flags: Cell::new(flags),
             io: RefCell::new(Io {
