@@ -581,3 +581,65 @@ fn green_locals_outside_green_threads_are_per_os_thread() {
     assert_eq!(inside, 0);
     assert_eq!(COUNTER.with(Cell::get), 7);
 }
+
+// ----- examples/async_bridge -----------------------------------------------------
+
+#[test]
+fn async_bridge_example_answers_through_tokio_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut ex = util::Example::start_any_port("async_bridge");
+    let addr = ex.addr;
+    // Several clients at once, each on its own green thread of the server.
+    let replies = util::run("async_bridge clients", move || {
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                greenio::spawn(move || {
+                    let conn = greenio::net::TcpStream::connect(addr).unwrap();
+                    let mut reader = BufReader::new(&conn);
+                    let mut got = Vec::new();
+                    for j in 0..5 {
+                        (&conn)
+                            .write_all(format!("client {i} line {j}\n").as_bytes())
+                            .unwrap();
+                        let mut line = String::new();
+                        reader.read_line(&mut line).unwrap();
+                        got.push(line);
+                    }
+                    let long = vec![b'x'; 5000];
+                    (&conn).write_all(&long).unwrap();
+                    (&conn).write_all(b"\nafter\n").unwrap();
+                    for _ in 0..2 {
+                        let mut line = String::new();
+                        reader.read_line(&mut line).unwrap();
+                        got.push(line);
+                    }
+                    got
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    for (i, got) in replies.iter().enumerate() {
+        let mut want: Vec<String> = (0..5).map(|j| format!("CLIENT {i} LINE {j}\n")).collect();
+        want.push("error: line too long\n".into());
+        want.push("AFTER\n".into());
+        assert_eq!(got, &want);
+    }
+    ex.signal(libc::SIGTERM);
+    assert!(ex.wait_exit().success(), "stderr:\n{}", ex.stderr());
+}
+
+#[test]
+fn async_bridge_measure_reports_each_kind_of_call() {
+    let (status, out, err) = util::run_example("async_bridge", &["--measure", "200"]);
+    assert!(status.success(), "stderr:\n{err}");
+    for kind in ["os thread ping", "tokio task", "tokio fetch"] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(kind) && l.contains("us/call")),
+            "no {kind:?} line in:\n{out}"
+        );
+    }
+}
