@@ -389,7 +389,7 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: Send + 'static,
     {
-        let site = self.site.unwrap_or_else(Location::caller);
+        let site = self.site.unwrap_or(Location::caller());
         hub::with_hub(|hub| {
             let packet = Arc::new(Packet::new(self.name, site, hub.shared.clone()));
             let p = packet.clone();
@@ -415,7 +415,7 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let site = self.site.unwrap_or_else(Location::caller);
+        let site = self.site.unwrap_or(Location::caller());
         let rt = hub::current_runtime()
             .expect("greenio::spawn_on called outside a runtime; start one with greenio::run");
         let target = rt.hubs().get(index).cloned().ok_or_else(|| {

@@ -410,7 +410,7 @@ impl Hub {
         let start = if eager {
             let stack = self.stacks.borrow_mut().get(stack_size)?;
             let h = task.header();
-            let info = StackInfo::of(&stack, h.id, h.name.as_deref());
+            let info = StackInfo::of(&stack, h.id, h.name.as_deref(), h.site);
             let co = Co::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
                 enter(y);
                 body();
@@ -501,7 +501,7 @@ impl Hub {
         match stack {
             Ok(st) => {
                 let h = s.header();
-                let info = StackInfo::of(&st, h.id, h.name.as_deref());
+                let info = StackInfo::of(&st, h.id, h.name.as_deref(), h.site);
                 let co = Co::with_stack(st, move |y: &Yielder<(), ()>, ()| {
                     enter(y);
                     body();

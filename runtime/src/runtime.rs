@@ -147,6 +147,7 @@ impl Runtime {
     /// Re-raises `main`'s panic. Panics with a report naming every parked
     /// green thread if the hub deadlocks (see [`run`](crate::run)). Panics
     /// if called inside a green thread (runtimes do not nest).
+    #[track_caller]
     pub fn run<F, T>(self, main: F) -> T
     where
         F: FnOnce() -> T,
@@ -234,6 +235,7 @@ impl Runtime {
 /// });
 /// assert_eq!(v, "hello from a green thread");
 /// ```
+#[track_caller]
 pub fn run<F, T>(main: F) -> T
 where
     F: FnOnce() -> T,
@@ -261,7 +263,20 @@ where
 ///     assert!(on.contains(&1));
 /// });
 /// ```
+#[track_caller]
 pub fn spawn_balanced<F, T>(f: F) -> crate::JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    spawn_balanced_at(Location::caller(), f)
+}
+
+/// [`spawn_balanced`] recording `site` as the spawn site (for `Group`).
+pub(crate) fn spawn_balanced_at<F, T>(
+    site: &'static Location<'static>,
+    f: F,
+) -> crate::JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -274,7 +289,10 @@ where
         .enumerate()
         .min_by_key(|(_, h)| h.alive())
         .map_or(0, |(i, _)| i);
-    crate::spawn_on(idx, f)
+    match crate::Builder::new().spawn_site(site).spawn_on(idx, f) {
+        Ok(h) => h,
+        Err(e) => panic!("greenio::spawn_balanced failed: {e}"),
+    }
 }
 
 /// The number of hubs of the current runtime (0 outside one).
@@ -285,18 +303,18 @@ pub fn hub_count() -> usize {
 /// Runs `f` as the main green thread of `hub`; returns its value once it
 /// and every other green thread of the hub have finished (the others are
 /// cancelled when main returns).
+#[track_caller]
 fn run_main<F, T>(hub: &Hub, f: F) -> T
 where
     F: FnOnce() -> T,
 {
+    // Main's spawn site is the user's `run` call.
+    let site = Location::caller();
     hub.enter(|| {
         let mut out: Option<std::thread::Result<T>> = None;
         let out_ptr: *mut Option<std::thread::Result<T>> = &mut out;
-        let packet: Arc<Packet<()>> = Arc::new(Packet::new(
-            Some("main".into()),
-            Location::caller(),
-            hub.shared.clone(),
-        ));
+        let packet: Arc<Packet<()>> =
+            Arc::new(Packet::new(Some("main".into()), site, hub.shared.clone()));
         let p = packet.clone();
         let body = move || {
             let r = panic::catch_unwind(AssertUnwindSafe(f));
@@ -308,7 +326,7 @@ where
             Ok(s) => s,
             Err(e) => panic!("greenio::run: cannot map the main green thread's stack: {e}"),
         };
-        let info = StackInfo::of(&stack, packet.header.id, Some("main"));
+        let info = StackInfo::of(&stack, packet.header.id, Some("main"), packet.header.site);
         // SAFETY: the closure borrows data that outlives this call (`f`'s
         // captures and `out`). The coroutine is driven to completion by the
         // loops below before we return; if it cannot be (a deadlock while
