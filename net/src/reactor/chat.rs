@@ -30,8 +30,8 @@
 //! # Bounded records
 //!
 //! The bytes of the current record are counted whoever collects them. Past
-//! the limit ([`ChatContext::set_max_record`], default
-//! [`DEFAULT_MAX_RECORD`]) the handler's
+//! the limit ([`ChatContext::set_max_record`], default 64 KiB) the
+//! handler's
 //! [`record_too_long`](ChatHandler::record_too_long) decides: close the
 //! connection with `ErrorKind::InvalidData` (the default), or
 //! [`Overflow::Discard`]: drop the record and skip input up to the next
@@ -46,20 +46,9 @@ use std::ops::{Deref, DerefMut};
 use super::conn_core::ConnCore;
 use super::handler::{Context, Handler};
 
-/// The default limit of one record: 64 KiB.
-///
-/// # Examples
-///
-/// ```
-/// use greenio::net::reactor::{AsyncChat, ChatContext, ChatHandler, DEFAULT_MAX_RECORD};
-///
-/// struct Nop;
-/// impl ChatHandler for Nop {
-///     fn found_terminator(&mut self, _: &mut ChatContext<'_>, _: &[u8]) {}
-/// }
-/// let _h = AsyncChat::new(Nop).max_record(16 * DEFAULT_MAX_RECORD);
-/// ```
-pub const DEFAULT_MAX_RECORD: usize = 64 * 1024;
+/// The default limit of one record: 64 KiB (change it with
+/// [`AsyncChat::max_record`] or [`ChatContext::set_max_record`]).
+const DEFAULT_MAX_RECORD: usize = 64 * 1024;
 /// Size of the read buffer of an [`AsyncChat`].
 const READ_SIZE: usize = 16 * 1024;
 /// The longest byte-string terminator (it must fit the read buffer many
@@ -503,7 +492,7 @@ impl ChatContext<'_> {
 
 /// async_chat: a [`Handler`] that frames input into records for a
 /// [`ChatHandler`]. Starts with [`Terminator::LF`] and records of at most
-/// [`DEFAULT_MAX_RECORD`] bytes.
+/// 64 KiB.
 ///
 /// # Examples
 ///

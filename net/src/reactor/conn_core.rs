@@ -23,65 +23,28 @@ use super::dispatcher::Channel;
 use super::listener::Tracker;
 use super::producer::{Next, Output, Producer};
 
-/// Bytes one run of a connection reads before it yields to other work.
-///
-/// # Examples
-///
-/// ```
-/// // A handler's recv loop ends (WouldBlock) after this much in one run;
-/// // it is called again after other connections had their turn.
-/// assert_eq!(greenio::net::reactor::READ_BUDGET, 256 * 1024);
-/// ```
-pub const READ_BUDGET: usize = 256 * 1024;
+// ----- tuning ---------------------------------------------------------------
+//
+// Private on purpose: they are the reactor's fairness and memory rules, not
+// settings a handler needs. The two a handler may want to change have
+// per-connection setters (`Context::set_output_limit`, `set_high_water`),
+// whose docs give these defaults.
+
+/// Bytes one run of a connection reads before it yields to other work: a
+/// handler's recv loop ends (`WouldBlock`) after this much in one run and
+/// is called again after other connections had their turn.
+pub(super) const READ_BUDGET: usize = 256 * 1024;
 /// Bytes one run of a connection writes from its output queue before it
-/// yields to other work.
-///
-/// # Examples
-///
-/// ```
-/// // A 10 MB producer reply goes out in runs of at most this much.
-/// assert_eq!(greenio::net::reactor::WRITE_BUDGET, 256 * 1024);
-/// ```
-pub const WRITE_BUDGET: usize = 256 * 1024;
+/// yields to other work (a 10 MB producer reply goes out in runs of at most
+/// this much).
+pub(super) const WRITE_BUDGET: usize = 256 * 1024;
 /// Default output limit: pushed bytes a connection may hold unsent (1 MiB).
-///
-/// # Examples
-///
-/// ```
-/// use greenio::net::reactor::{Context, Handler, DEFAULT_OUTPUT_LIMIT};
-///
-/// struct Roomy;
-/// impl Handler for Roomy {
-///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-///         cx.set_output_limit(4 * DEFAULT_OUTPUT_LIMIT);
-///     }
-/// }
-/// ```
-pub const DEFAULT_OUTPUT_LIMIT: usize = 1 << 20;
+pub(super) const DEFAULT_OUTPUT_LIMIT: usize = 1 << 20;
 /// Default high-water mark: reading pauses while more than this is waiting
 /// to be sent (64 KiB).
-///
-/// # Examples
-///
-/// ```
-/// use greenio::net::reactor::{Context, Handler, DEFAULT_HIGH_WATER};
-///
-/// struct Bulk;
-/// impl Handler for Bulk {
-///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-///         cx.set_high_water(8 * DEFAULT_HIGH_WATER);
-///     }
-/// }
-/// ```
-pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+pub(super) const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 /// How long a gracefully closed connection waits for the peer's EOF.
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(greenio::net::reactor::LINGER, std::time::Duration::from_secs(2));
-/// ```
-pub const LINGER: Duration = Duration::from_secs(2);
+pub(super) const LINGER: Duration = Duration::from_secs(2);
 
 /// Producer calls per run before it yields (guards against producers that
 /// return empty chunks forever).

@@ -36,8 +36,8 @@
 //!   `RefCell` borrowed only for one syscall or queue operation, never
 //!   while a handler or a producer runs; the handler sits in its own
 //!   `RefCell`, borrowed for the whole run.
-//! * **Budgets.** A run reads at most [`READ_BUDGET`] and writes at most
-//!   [`WRITE_BUDGET`] bytes, then yields: the rest is done in a run
+//! * **Budgets.** A run reads at most `READ_BUDGET` and writes at most
+//!   `WRITE_BUDGET` bytes (256 KiB each), then yields: the rest is done in a run
 //!   scheduled after the hub's next poll, so one busy connection never
 //!   starves the others.
 //! * **Errors are events.** Resets, broken pipes and handler panics close

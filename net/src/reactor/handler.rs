@@ -292,7 +292,7 @@ impl<'a> Context<'a> {
     ///
     /// The bytes pushed but not yet sent are bounded by the output limit
     /// ([`set_output_limit`](Self::set_output_limit), default
-    /// [`DEFAULT_OUTPUT_LIMIT`](super::DEFAULT_OUTPUT_LIMIT)): a push past it closes the connection
+    /// 1 MiB): a push past it closes the connection
     /// (the peer does not read fast enough) and reports
     /// `ErrorKind::OutOfMemory` to [`Handler::handle_error`].
     ///
@@ -351,7 +351,7 @@ impl<'a> Context<'a> {
     /// Closes gracefully: no more reads; queued output (producers included)
     /// is sent, then the socket is shut down and the handler gets
     /// [`Handler::handle_close`]. The socket itself lingers up to
-    /// [`LINGER`](super::LINGER) for the peer's EOF, discarding input, so that the peer
+    /// 2 seconds for the peer's EOF, discarding input, so that the peer
     /// reads everything we sent before it sees the close.
     ///
     /// # Examples
@@ -513,7 +513,7 @@ impl<'a> Context<'a> {
 
     /// Sets the output limit: pushed bytes the connection may hold unsent
     /// before a push closes it with `ErrorKind::OutOfMemory` (default
-    /// [`DEFAULT_OUTPUT_LIMIT`](super::DEFAULT_OUTPUT_LIMIT)).
+    /// 1 MiB).
     ///
     /// # Examples
     ///
@@ -532,7 +532,7 @@ impl<'a> Context<'a> {
     }
 
     /// Sets the high-water mark: while more than `bytes` wait in the output
-    /// queue, reading pauses (default [`DEFAULT_HIGH_WATER`](super::DEFAULT_HIGH_WATER)), so a peer
+    /// queue, reading pauses (default 64 KiB), so a peer
     /// that sends but does not read cannot make the queue grow.
     ///
     /// # Examples

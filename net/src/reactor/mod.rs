@@ -127,11 +127,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use chat::{AsyncChat, ChatContext, ChatHandler, Overflow, Terminator, DEFAULT_MAX_RECORD};
-pub use conn_core::{DEFAULT_HIGH_WATER, DEFAULT_OUTPUT_LIMIT, LINGER, READ_BUDGET, WRITE_BUDGET};
+pub use chat::{AsyncChat, ChatContext, ChatHandler, Overflow, Terminator};
 pub use handler::{Context, Handle, Handler};
-pub use listener::{Accept, Listener, ACCEPT_BUDGET};
-pub use producer::{BytesProducer, IterProducer, Producer, DEFAULT_CHUNK};
+pub use listener::{Accept, Listener};
+pub use producer::{BytesProducer, IterProducer, Producer};
 
 /// Listens on `addr` and serves every accepted connection with a handler
 /// from `acceptor` (usually a closure `|peer| MyHandler::new()`).
