@@ -71,15 +71,13 @@ pub(crate) trait Channel {
     fn run(&self, ev: Ready);
 }
 
-pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(non-string panic payload)".to_string()
-    }
+/// The text of a panic payload for a log line (the runtime's
+/// [`payload_str`](greenio_runtime::payload_str), with a stand-in for a
+/// payload that is not a string).
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
+    greenio_runtime::payload_str(p).unwrap_or("(non-string panic payload)")
 }
+
 /// A connection with its handler.
 pub(crate) struct Conn<H> {
     sh: ConnCore,
