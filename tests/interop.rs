@@ -643,3 +643,32 @@ fn async_bridge_measure_reports_each_kind_of_call() {
         );
     }
 }
+
+/// Panics when dropped, at the end of its green thread.
+struct PanicOnDrop;
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("a green_local destructor panicked on purpose");
+    }
+}
+
+greenio::green_local! {
+    static BOMB: PanicOnDrop = PanicOnDrop;
+    /// Values need not be Send: a green thread never leaves its hub.
+    static SHARED_HERE: std::rc::Rc<Cell<u32>> = std::rc::Rc::new(Cell::new(0));
+}
+
+#[test]
+fn green_local_destructor_panic_is_contained_and_values_need_not_be_send() {
+    util::run("local destructor panic", || {
+        let h = greenio::spawn(|| {
+            BOMB.with(|_| ());
+            let rc = SHARED_HERE.with(std::rc::Rc::clone);
+            rc.set(3);
+            SHARED_HERE.with(|v| v.get())
+        });
+        // The panic is logged; the green thread's own result stands.
+        assert_eq!(h.join().unwrap(), 3);
+        assert_eq!(greenio::spawn(|| 1).join().unwrap(), 1);
+    });
+}

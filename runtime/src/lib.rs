@@ -71,8 +71,12 @@
 //! ```
 //!
 //! Each such call costs a hop to the tokio thread and one cross-thread
-//! wakeup back (`examples/async_bridge.rs` measures the round trip); batch
-//! work into one task where calls are small.
+//! wakeup back. `cargo run --release --example async_bridge -- --measure
+//! 20000` measures it; on a busy 2-core machine (load 4) a call that does
+//! nothing on the tokio side cost 8 to 13 us, a ping to a plain OS thread
+//! and back (a wakeup each way) 7 to 11 us, and a request/reply over
+//! loopback through a tokio client 36 to 45 us. Batch work into one task
+//! where calls are small.
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
