@@ -5,9 +5,47 @@ mod util;
 
 use std::io::{Read, Write};
 use std::panic::Location;
-use std::time::Duration;
+use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
 
 use greenio::net::{Server, TcpStream};
+
+/// Every `greenio` log record of this process, with when it was logged.
+static LOGS: Mutex<Vec<(Instant, String)>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.target().starts_with("greenio")
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            let line = format!("{}", r.args());
+            LOGS.lock().unwrap().push((Instant::now(), line));
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Installs the capturing logger (once per process).
+fn capture_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        log::set_logger(&Capture).unwrap();
+        log::set_max_level(log::LevelFilter::Warn);
+    });
+}
+
+/// The captured lines that contain every one of `needles`.
+fn logged(needles: &[&str]) -> Vec<(Instant, String)> {
+    LOGS.lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, l)| needles.iter().all(|n| l.contains(n)))
+        .cloned()
+        .collect()
+}
 
 /// The `file:line` of the caller, to compare with a recorded spawn site.
 #[track_caller]
@@ -96,4 +134,94 @@ fn dump_prints_spawn_sites() {
         );
         h.cancel();
     });
+}
+
+// ----- the blocking watchdog -------------------------------------------------
+
+#[test]
+fn watchdog_warns_during_a_blocking_call_naming_the_green_thread_and_site() {
+    capture_logs();
+    util::run("watchdog", || {
+        let b = greenio::Builder::new().name("blocker-1s");
+        let at = (file!(), line!() + 1);
+        let h = b.spawn(|| {
+            std::thread::sleep(Duration::from_secs(1));
+            Instant::now()
+        });
+        let ended = h.unwrap().join().unwrap();
+
+        let who = "green thread 'blocker-1s' (id ";
+        let warned = logged(&["is blocked", who]);
+        assert_eq!(warned.len(), 1, "one warning per stall: {warned:?}");
+        let (when, line) = &warned[0];
+        assert!(*when < ended, "the warning came after the stall: {line}");
+        assert!(line.contains("hub 0"), "{line}");
+        assert!(
+            line.contains(&format!("spawned at {}:{}:", at.0, at.1)),
+            "{line}"
+        );
+        assert!(line.contains("greenio::unblock"), "{line}");
+        assert!(line.contains("without parking"), "{line}");
+
+        // One more line once the monitor sees the hub turn again.
+        let limit = Instant::now() + Duration::from_secs(10);
+        while logged(&["running again", who]).is_empty() && Instant::now() < limit {
+            greenio::sleep(Duration::from_millis(10));
+        }
+        let ended_lines = logged(&["running again", who]);
+        assert_eq!(ended_lines.len(), 1, "{ended_lines:?}");
+        assert!(ended_lines[0].0 >= ended);
+        assert_eq!(greenio::stats().stalls, 1);
+    });
+}
+
+#[test]
+fn watchdog_off_with_zero() {
+    capture_logs();
+    let rt = greenio::Runtime::builder()
+        .max_blocking_time(Duration::ZERO)
+        .build()
+        .unwrap();
+    let stalls = rt.run(|| {
+        greenio::Builder::new()
+            .name("blocker-unwatched")
+            .spawn(|| std::thread::sleep(Duration::from_millis(300)))
+            .unwrap()
+            .join()
+            .unwrap();
+        greenio::stats().stalls
+    });
+    assert_eq!(stalls, 0);
+    assert!(logged(&["'blocker-unwatched'"]).is_empty());
+}
+
+const CHILD: &str = "GREENIO_SAFETY_CHILD";
+
+#[test]
+fn no_warning_for_fifty_green_threads_sleeping_in_a_loop() {
+    util::in_child(
+        CHILD,
+        "no_warning_for_fifty_green_threads_sleeping_in_a_loop",
+        || {
+            capture_logs();
+            let stalls = greenio::run(|| {
+                let hs: Vec<_> = (0..50)
+                    .map(|i| {
+                        greenio::spawn(move || {
+                            for _ in 0..200 {
+                                greenio::sleep(Duration::from_millis(1 + i % 5));
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+                greenio::stats().stalls
+            });
+            let lines = logged(&["greenio: hub"]);
+            assert!(lines.is_empty(), "false warnings: {lines:?}");
+            assert_eq!(stalls, 0);
+        },
+    );
 }

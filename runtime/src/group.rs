@@ -286,7 +286,7 @@ impl Group {
     {
         let site = Location::caller();
         self.spawn_with(move |member| {
-            crate::runtime::spawn_balanced_at(site, move || {
+            crate::green::spawn_balanced_at(site, move || {
                 let _member = member;
                 f()
             })

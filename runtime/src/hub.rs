@@ -139,6 +139,9 @@ pub struct Stats {
     pub pooled_stacks: usize,
     /// Sockets registered with this hub now.
     pub registered_io: usize,
+    /// Times the blocking watchdog found this hub stalled (see
+    /// [`RuntimeBuilder::max_blocking_time`](crate::RuntimeBuilder::max_blocking_time)).
+    pub stalls: u64,
 }
 
 /// The hub itself, owned by its OS thread. Every field is touched only by
@@ -458,6 +461,9 @@ impl Hub {
             self.stacks.borrow_mut().put(st);
         }
         self.shared.alive.fetch_sub(1, Ordering::Relaxed);
+        if let Some(t) = &task {
+            self.shared.watch.retire(t.header());
+        }
         drop(task);
     }
 
@@ -540,12 +546,14 @@ impl Hub {
         self.yielder.set(s.yielder.get());
         stack::set_running(s.stack.as_ptr());
         self.switches.set(self.switches.get() + 1);
+        self.shared.watch.enter(s.header());
         // SAFETY: the hub is the only one to borrow the coroutine cell, and
         // the green thread inside never touches its own handle.
         let r = match unsafe { &mut *s.co.get() } {
             Some(CoState::Ready(co)) => co.resume(()),
             _ => return,
         };
+        self.shared.watch.leave();
         self.current.set(NO_SLOT);
         if let CoroutineResult::Return(()) = r {
             // SAFETY: the coroutine has returned; nothing borrows the cell.
@@ -845,6 +853,7 @@ impl Hub {
         detect: bool,
     ) -> Result<(), Deadlock> {
         loop {
+            self.shared.watch.turn();
             self.run_ready(BUDGET);
             if done(self) {
                 return Ok(());
@@ -877,9 +886,11 @@ impl Hub {
                     return Err(Deadlock);
                 }
             }
+            self.shared.watch.set_idle(blocking);
             self.poll(timeout);
             if blocking {
                 self.shared.sleeping.store(false, Ordering::SeqCst);
+                self.shared.watch.set_idle(false);
             }
             self.tick();
         }
@@ -968,6 +979,7 @@ impl Hub {
     pub(crate) fn drain_nocheck(&self, done: impl Fn(&Hub) -> bool) {
         let mut idle_turns = 0;
         loop {
+            self.shared.watch.turn();
             let ran = self.run_ready(BUDGET);
             if done(self) {
                 return;
@@ -1013,6 +1025,7 @@ impl Hub {
             timers: self.timers.borrow().len(),
             pooled_stacks: self.stacks.borrow().pooled(),
             registered_io: self.io.borrow().len(),
+            stalls: self.shared.watch.stalls.load(Ordering::Relaxed),
         }
     }
 

@@ -103,7 +103,6 @@ mod green;
 mod introspect;
 pub mod io;
 mod local;
-mod runtime;
 mod timeout;
 mod unblock;
 pub mod wait;
@@ -111,16 +110,21 @@ pub mod wait;
 mod group;
 pub mod signal;
 pub mod sync;
+// Entry points: the monitor thread (watchdog, dump on signal; uses the
+// signal registry) and the runtime, which builds the hubs and starts it.
+mod runtime;
+mod watchdog;
 
 pub use block_on::block_on;
 pub use green::{
-    current, park, sleep, spawn, spawn_on, yield_now, Builder, GreenThread, JoinHandle, Unparker,
+    current, park, sleep, spawn, spawn_balanced, spawn_on, yield_now, Builder, GreenThread,
+    JoinHandle, Unparker,
 };
 pub use group::Group;
 pub use hub::Stats;
 pub use introspect::{dump, stack_size, stats, Dump, ThreadInfo, ThreadState};
 pub use local::GreenLocal;
-pub use runtime::{hub_count, run, spawn_balanced, Runtime, RuntimeBuilder};
+pub use runtime::{hub_count, run, Runtime, RuntimeBuilder};
 pub use stack::DEFAULT_STACK_SIZE;
 pub use task::JoinError;
 pub use timeout::{timeout, timeout_at, Elapsed};
