@@ -73,6 +73,7 @@ impl<T: Send + 'static> JoinHandle<T> {
     /// });
     /// ```
     pub fn join(self) -> Result<T, JoinError> {
+        crate::wait::coop_proceed();
         let h = &self.packet.header;
         if !h.is_finished() {
             let same_hub = hub::current_shared().is_some_and(|s| Arc::ptr_eq(&s, &h.hub));
