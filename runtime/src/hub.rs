@@ -728,7 +728,9 @@ impl Hub {
     /// `coop.rs`). Does nothing outside a green thread.
     #[inline]
     pub(crate) fn coop_proceed(&self) {
-        if self.current.get() != NO_SLOT && !self.coop.spend(self.switches.get()) {
+        // Outside a green thread (a callback) spending is harmless: the
+        // next resume refills the budget.
+        if !self.coop.spend(self.switches.get()) && self.current.get() != NO_SLOT {
             self.yield_to_loop();
         }
     }
