@@ -362,3 +362,57 @@ fn blocking_operations_that_do_not_park_yield_after_the_budget_and_try_never_doe
         assert!(greenio::stats().switches > switches);
     });
 }
+
+// ----- stack high-water marks --------------------------------------------------
+
+#[test]
+fn dump_and_stats_show_stack_high_water_marks() {
+    greenio::run(|| {
+        /// Touches 40 KiB of stack, then parks until cancelled.
+        fn deep() {
+            let pad = std::hint::black_box([7u8; 40 * 1024]);
+            greenio::sleep(Duration::from_secs(60));
+            std::hint::black_box(&pad);
+        }
+        let b = greenio::Builder::new().name("deep-40k");
+        let (d, at) = (b.spawn(deep), here());
+        let d = d.unwrap();
+        let s = greenio::Builder::new()
+            .name("shallow")
+            .spawn(|| greenio::sleep(Duration::from_secs(60)))
+            .unwrap();
+        greenio::sleep(Duration::from_millis(5));
+
+        let dump = greenio::dump();
+        let find = |name: &str| {
+            dump.threads
+                .iter()
+                .find(|t| t.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("{name} not in {dump}"))
+                .clone()
+        };
+        let (deep_t, shallow_t) = (find("deep-40k"), find("shallow"));
+        let size = greenio::stack_size().unwrap();
+        assert_eq!(deep_t.stack_size, size);
+        let used = deep_t.stack_used.unwrap();
+        assert!((40 * 1024..=size).contains(&used), "deep used {used}");
+        let shallow = shallow_t.stack_used.unwrap();
+        assert!(shallow < 32 * 1024, "shallow used {shallow}");
+
+        let text = dump.to_string();
+        let line = text.lines().find(|l| l.contains("deep-40k")).unwrap();
+        let mark = format!("stack {}K/{}K", used.div_ceil(1024), size / 1024);
+        assert!(line.contains(&mark), "{line}");
+        assert!(
+            line.contains(&format!("spawned at {}:{}", at.0, at.1)),
+            "{line}"
+        );
+
+        assert!(greenio::stats().max_stack_used >= used);
+        d.cancel();
+        s.cancel();
+        let _ = (d.join(), s.join());
+        // Once they are gone the mark stays (their stacks are pooled).
+        assert!(greenio::stats().max_stack_used >= used);
+    });
+}

@@ -164,6 +164,10 @@ pub struct Stats {
     /// Times the blocking watchdog found this hub stalled (see
     /// [`RuntimeBuilder::max_blocking_time`](crate::RuntimeBuilder::max_blocking_time)).
     pub stalls: u64,
+    /// The most stack, in bytes, any green thread of this hub was seen to
+    /// touch (live ones and pooled stacks, checked by each `stats` and
+    /// `dump` call): pick `stack_size` from it.
+    pub max_stack_used: usize,
 }
 
 /// The hub itself, owned by its OS thread. Every field is touched only by
@@ -1093,6 +1097,8 @@ impl Hub {
             pooled_stacks: self.stacks.borrow().pooled(),
             registered_io: self.io.borrow().len(),
             stalls: self.shared.watch.stalls.load(Ordering::Relaxed),
+            // Filled in by `introspect::stats`, which scans the stacks.
+            max_stack_used: 0,
         }
     }
 

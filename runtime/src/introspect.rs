@@ -1,6 +1,7 @@
 //! `stats()` and `dump()`: what a hub is doing, for logs and debugging.
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use std::panic::Location;
@@ -24,6 +25,12 @@ pub struct ThreadInfo {
     pub waits_on: Option<&'static str>,
     /// How long it has been in that state.
     pub waiting_for: Duration,
+    /// Bytes of its stack touched so far (a high-water mark, which counts
+    /// earlier green threads that used the same pooled stack); `None` if it
+    /// has not started and has no stack yet.
+    pub stack_used: Option<usize>,
+    /// The usable size of its stack in bytes (0 before it has one).
+    pub stack_size: usize,
 }
 
 /// Every green thread of a hub; `Display` prints one line each.
@@ -50,13 +57,23 @@ impl fmt::Display for Dump {
                 write!(f, " on {w:<14}")?;
             }
             write!(f, " for {:.3}s", t.waiting_for.as_secs_f64())?;
+            if let Some(used) = t.stack_used {
+                write!(
+                    f,
+                    "  stack {}K/{}K",
+                    used.div_ceil(1024),
+                    t.stack_size / 1024
+                )?;
+            }
             writeln!(f, "  spawned at {}", t.spawn_site)?;
         }
         Ok(())
     }
 }
 
-/// Counters of the calling thread's hub.
+/// Counters of the calling thread's hub. Each call also checks every
+/// stack of the hub for [`Stats::max_stack_used`] (one `mincore` call per
+/// live green thread and pooled stack).
 ///
 /// # Panics
 ///
@@ -70,15 +87,38 @@ impl fmt::Display for Dump {
 ///     let s = greenio::stats();
 ///     assert!(s.spawned >= 2); // main and the child
 ///     assert!(s.switches >= 2);
+///     assert!(s.max_stack_used > 0); // main's stack, at least
 /// });
 /// ```
 pub fn stats() -> Stats {
-    hub::with_hub(|h| h.stats())
-        .expect("greenio::stats called outside a hub; start one with greenio::run")
+    hub::with_hub(|h| {
+        let mut s = h.stats();
+        let mut most = h.stacks.borrow().max_touched();
+        h.for_each_slot(|slot| most = most.max(slot.stack.get().touched().unwrap_or(0)));
+        s.max_stack_used = raise_high_water(h, most);
+        s
+    })
+    .expect("greenio::stats called outside a hub; start one with greenio::run")
+}
+
+/// Records `seen` in the hub's high-water mark; returns the mark.
+fn raise_high_water(h: &Hub, seen: usize) -> usize {
+    let prev = h.shared.stack_high_water.fetch_max(seen, Ordering::Relaxed);
+    prev.max(seen)
 }
 
 /// Every green thread of the calling thread's hub: id, name, state, what it
-/// waits on and for how long.
+/// waits on and for how long, how much of its stack it has touched, and
+/// where it was spawned. `Display` prints one line each:
+///
+/// ```text
+/// hub 0: 2 green threads
+///   #1      main             Running     for 0.000s  stack 8K/128K  spawned at src/main.rs:3:5
+///   #2      sleeper          Parked      on sleep           for 0.000s  stack 4K/128K  spawned at src/main.rs:6:10
+/// ```
+///
+/// The stack figure is a high-water mark read from the kernel on demand
+/// (see [`ThreadInfo::stack_used`]); [`stats`] keeps the largest seen.
 ///
 /// # Panics
 ///
@@ -114,9 +154,13 @@ pub fn stack_size() -> Option<usize> {
 pub(crate) fn dump_hub(hub: &Hub) -> Dump {
     let now = Instant::now();
     let mut threads = Vec::new();
+    let mut most = 0;
     hub.for_each_slot(|s| {
         let h = s.header();
         let state = s.state.get();
+        let stack = s.stack.get();
+        let stack_used = stack.touched();
+        most = most.max(stack_used.unwrap_or(0));
         threads.push(ThreadInfo {
             id: h.id,
             name: h.name.as_deref().map(str::to_owned),
@@ -124,8 +168,11 @@ pub(crate) fn dump_hub(hub: &Hub) -> Dump {
             state,
             waits_on: (state != ThreadState::Running).then_some(s.reason.get().what),
             waiting_for: now.saturating_duration_since(s.since.get()),
+            stack_used,
+            stack_size: stack.size,
         });
     });
+    raise_high_water(hub, most);
     threads.sort_by_key(|t| t.id);
     Dump {
         hub: hub.shared.index,

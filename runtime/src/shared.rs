@@ -59,6 +59,9 @@ pub(crate) struct HubShared {
     pub(crate) registry: mio::Registry,
     /// What the blocking watchdog reads (see [`Watch`]).
     pub(crate) watch: Watch,
+    /// The most stack any green thread of this hub was seen to touch, in
+    /// bytes; raised by `stats` and `dump` on the hub's thread.
+    pub(crate) stack_high_water: AtomicUsize,
 }
 
 /// What the watchdog's monitor thread (`watchdog.rs`) reads of a hub while
@@ -217,6 +220,7 @@ impl HubShared {
             unparkers: AtomicUsize::new(0),
             registry: poll.registry().try_clone()?,
             watch: Watch::new(),
+            stack_high_water: AtomicUsize::new(0),
         })
     }
 

@@ -28,6 +28,14 @@
 //! a previous green thread touched stay committed; that is the price of not
 //! calling `madvise` on every exit.
 //!
+//! # High-water marks
+//!
+//! [`dump`](crate::dump) shows, per green thread, how much of its stack has
+//! been touched, and [`stats`](crate::stats) the most seen on the hub, so a
+//! `stack_size` can be chosen from evidence: `touched` asks the kernel
+//! which of the stack's pages are resident (`mincore`), on demand, never on
+//! a switch.
+//!
 //! # Overflow
 //!
 //! Touching the guard page raises `SIGSEGV`. A handler, installed once per
@@ -107,6 +115,46 @@ impl StackPool {
     pub(crate) fn pooled(&self) -> usize {
         self.free.len()
     }
+
+    /// The most any pooled stack has been touched, in bytes (a pooled
+    /// stack keeps the pages its earlier green threads touched).
+    pub(crate) fn max_touched(&self) -> usize {
+        let page = page_size();
+        self.free
+            .iter()
+            .filter_map(|st| {
+                let lo = st.limit().get() + page;
+                touched(lo, st.base().get() - lo)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// How much of the usable stack `lo..lo + size` has been touched, in
+/// bytes: from the top down to the lowest page resident in memory
+/// (`mincore`). Stacks grow down and every frame is probed page by page,
+/// so the resident pages are the ones used. Cost: one system call and a
+/// byte per page, on demand only. `None` if `mincore` fails.
+///
+/// Pages stay resident after use (the pool does not `madvise` them away),
+/// so this is a high-water mark: of the green thread, and of earlier ones
+/// that used the same pooled stack. A page swapped out reads as untouched.
+pub(crate) fn touched(lo: usize, size: usize) -> Option<usize> {
+    let page = page_size();
+    let mut resident = vec![0u8; size / page];
+    // SAFETY: `lo..lo + size` is the usable part of a stack mapping that
+    // the caller keeps alive, page-aligned (stacks are mmapped);
+    // `resident` has one byte per page of it.
+    let r = unsafe { libc::mincore(lo as *mut libc::c_void, size, resident.as_mut_ptr()) };
+    if r != 0 {
+        return None;
+    }
+    let lowest = resident
+        .iter()
+        .position(|b| b & 1 != 0)
+        .unwrap_or(resident.len());
+    Some(size - lowest * page)
 }
 
 pub(crate) fn page_size() -> usize {
@@ -176,6 +224,15 @@ impl StackInfo {
             site_file: site.file().as_bytes(),
             site_line: site.line(),
         }
+    }
+
+    /// Bytes of this stack touched so far (see [`touched`]); `None` for a
+    /// green thread that has no stack yet.
+    pub(crate) fn touched(&self) -> Option<usize> {
+        if self.guard_hi == 0 {
+            return None;
+        }
+        touched(self.guard_hi, self.size)
     }
 }
 
