@@ -416,3 +416,51 @@ fn dump_and_stats_show_stack_high_water_marks() {
         assert!(greenio::stats().max_stack_used >= used);
     });
 }
+
+// ----- dump on a signal -------------------------------------------------------
+
+#[test]
+fn dump_on_signal_prints_every_green_thread_and_the_program_goes_on() {
+    let name = "dump_on_signal_prints_every_green_thread_and_the_program_goes_on";
+    let child = util::child_output(CHILD, name, || {
+        let rt = greenio::Runtime::builder()
+            .dump_on_signal(greenio::signal::SIGUSR1)
+            .build()
+            .unwrap();
+        rt.run(|| {
+            let _sleeper = greenio::Builder::new()
+                .name("dumped-sleeper")
+                .spawn(|| greenio::sleep(Duration::from_secs(60)))
+                .unwrap();
+            greenio::yield_now();
+            let before = greenio::stats().spawned;
+            // SAFETY: raise is always safe to call.
+            unsafe { libc::raise(greenio::signal::SIGUSR1) };
+            // The monitor spawns a dump green thread here; wait (bounded)
+            // until it has come and gone.
+            let limit = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < limit {
+                greenio::sleep(Duration::from_millis(5));
+                let s = greenio::stats();
+                if s.spawned > before && s.alive == 2 {
+                    break;
+                }
+            }
+            println!("still running after the dump");
+        });
+    });
+    let Some((status, out, err)) = child else {
+        return;
+    };
+    assert!(status.success(), "{status:?}\n{out}\n{err}");
+    assert!(out.contains("still running after the dump"), "{out}\n{err}");
+    assert!(err.contains("dump of 1 hub(s) follows"), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("dumped-sleeper"))
+        .unwrap_or_else(|| panic!("no dump line for the sleeper:\n{err}"));
+    assert!(line.contains("on sleep"), "{line}");
+    assert!(line.contains("stack "), "{line}");
+    assert!(line.contains("spawned at tests/safety.rs:"), "{line}");
+    assert!(err.contains(" main "), "{err}");
+}

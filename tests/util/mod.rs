@@ -64,12 +64,24 @@ pub fn pattern(seed: u32, n: usize) -> Vec<u8> {
 /// state (descriptor limits, signal dispositions) is changed only in the
 /// child, so tests sharing the binary are not affected.
 pub fn in_child(env: &str, name: &str, body: impl FnOnce()) {
+    if let Some((status, out, err)) = child_output(env, name, body) {
+        assert!(status.success(), "child {name}: {status:?}\n{out}\n{err}");
+    }
+}
+
+/// Like [`in_child`], but hands the parent the child's exit status, stdout
+/// and stderr instead of asserting (`None` in the child itself).
+pub fn child_output(
+    env: &str,
+    name: &str,
+    body: impl FnOnce(),
+) -> Option<(std::process::ExitStatus, String, String)> {
     use std::io::Read;
     use std::process::{Command, Stdio};
     use std::time::Instant;
     if std::env::var(env).as_deref() == Ok(name) {
         body();
-        return;
+        return None;
     }
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
@@ -79,6 +91,20 @@ pub fn in_child(env: &str, name: &str, body: impl FnOnce()) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Read both pipes on their own threads so a chatty child cannot fill
+    // one and stall.
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = so.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
     let deadline = Instant::now() + LIMIT;
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -91,11 +117,7 @@ pub fn in_child(env: &str, name: &str, body: impl FnOnce()) {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let mut out = String::new();
-    let mut err = String::new();
-    let _ = child.stdout.take().unwrap().read_to_string(&mut out);
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-    assert!(status.success(), "child {name}: {status:?}\n{out}\n{err}");
+    Some((status, out.join().unwrap(), err.join().unwrap()))
 }
 
 /// Raises this process's soft limit on open descriptors to its hard limit
