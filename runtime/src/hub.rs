@@ -74,7 +74,6 @@ use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corosensei::stack::DefaultStack;
 use corosensei::{CoroutineResult, Yielder};
 use mio::{Events, Poll, Token};
 
@@ -83,7 +82,7 @@ use crate::park::{WaitKind, WaitReason, NOTIFIED, TIMED_OUT, WAITING};
 use crate::runq::RunQueue;
 use crate::shared::{HubShared, Msg, RuntimeShared};
 use crate::slab::{Co, CoState, Slot, TaskSlab, ThreadState};
-use crate::stack::{self, StackInfo, StackPool};
+use crate::stack::{self, GreenStack, StackInfo, StackPool};
 use crate::task::{self, Target, Task, WaitToken};
 use crate::timer::Timers;
 use crate::unwind::{CancelUnwind, TimeoutUnwind};
@@ -452,7 +451,7 @@ impl Hub {
     }
 
     /// Drops a finished green thread's slot and recycles its stack.
-    fn remove(&self, slot: u32, stack: Option<DefaultStack>) {
+    fn remove(&self, slot: u32, stack: Option<GreenStack>) {
         let task = self.tasks.remove(slot);
         if let Some(st) = stack {
             self.stacks.borrow_mut().put(st);

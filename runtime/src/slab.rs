@@ -13,14 +13,13 @@ use std::cell::{Cell, UnsafeCell};
 use std::sync::Arc;
 use std::time::Instant;
 
-use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, Yielder};
 
 use crate::park::WaitReason;
-use crate::stack::StackInfo;
+use crate::stack::{GreenStack, StackInfo};
 use crate::task::{Header, Task};
 
-pub(crate) type Co = Coroutine<(), (), (), DefaultStack>;
+pub(crate) type Co = Coroutine<(), (), (), GreenStack>;
 
 const CHUNK: usize = 64;
 
