@@ -238,7 +238,7 @@ impl StackPool {
             if let Some(s) = self.free.pop() {
                 return Ok(s);
             }
-            self.from_batch()
+            self.next_in_batch()
         } else {
             Self::single(size)
         };
@@ -255,7 +255,7 @@ impl StackPool {
     }
 
     /// The next stack of the current batch, mapping a new batch if needed.
-    fn from_batch(&mut self) -> io::Result<GreenStack> {
+    fn next_in_batch(&mut self) -> io::Result<GreenStack> {
         let page = page_size();
         let stride = page + self.size;
         if self.fresh.is_empty() {
