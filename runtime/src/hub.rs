@@ -427,9 +427,11 @@ impl Hub {
     /// queues its first run.
     pub(crate) fn insert(&self, task: Arc<dyn Task>, start: Start) {
         let seq = self.next_seq();
-        let slot = self.tasks.insert(task.clone());
-        task.header().slot.store(slot, Ordering::Release);
+        let finishing = self.finishing.get();
+        let cancel_now = finishing.then(|| task.clone());
+        let slot = self.tasks.insert(task);
         let s = self.tasks.get(slot).expect("just inserted");
+        s.header().slot.store(slot, Ordering::Release);
         let (co, stack) = match start {
             Start::Ready(co, info) => (CoState::Ready(co), info),
             Start::Deferred(body, size) => (CoState::Deferred(body, size), StackInfo::NONE),
@@ -445,7 +447,7 @@ impl Hub {
         self.ready.push((slot, seq));
         self.unstarted.set(self.unstarted.get() + 1);
         self.spawned.set(self.spawned.get() + 1);
-        if self.finishing.get() {
+        if let Some(task) = cancel_now {
             cancel(&task);
         }
     }
@@ -630,16 +632,36 @@ impl Hub {
     /// until it is fired, its deadline passes, or it is interrupted (which
     /// unwinds, after disarming). Returns how the word was fired
     /// (`NOTIFIED` or `TIMED_OUT`).
+    ///
+    /// # Panics
+    ///
+    /// If `token` is not the running green thread's.
     pub(crate) fn block(
         &self,
         token: &WaitToken,
         deadline: Option<Instant>,
         reason: WaitReason,
     ) -> u64 {
-        let Target::Green(task) = &token.target else {
-            unreachable!("a green thread blocks on its own token");
+        let mine = match &token.target {
+            Target::Green(t) => Arc::ptr_eq(t, self.cur().task()),
+            Target::Os(_) => false,
         };
-        let (h, seq) = (task.header(), token.seq);
+        assert!(
+            mine,
+            "greenio: Waiter::wait called outside the green thread that prepared it"
+        );
+        self.block_on_word(token.seq, deadline, reason)
+    }
+
+    /// `block` for wait `seq` of the running green thread's own park word.
+    pub(crate) fn block_on_word(
+        &self,
+        seq: u64,
+        deadline: Option<Instant>,
+        reason: WaitReason,
+    ) -> u64 {
+        let s = self.cur();
+        let h = s.header();
         let mut timer = None;
         let state = loop {
             if let Some(p) = self.pending_interrupt() {
@@ -658,7 +680,7 @@ impl Hub {
             if timer.is_none() {
                 if let Some(d) = deadline {
                     let fire = Action::Fire {
-                        task: task.clone(),
+                        task: s.task().clone(),
                         seq,
                     };
                     timer = Some(self.timers.borrow_mut().insert(d, fire));
@@ -670,6 +692,26 @@ impl Hub {
             self.timers.borrow_mut().cancel(k);
         }
         state
+    }
+
+    /// Yields the running green thread; `false` (doing nothing) when
+    /// called outside one.
+    #[inline]
+    pub(crate) fn try_yield(&self) -> bool {
+        if self.current.get() == NO_SLOT {
+            return false;
+        }
+        self.yield_now();
+        true
+    }
+
+    /// Arms the running green thread's park word for a fresh wait and
+    /// returns its number (for waits whose token is stored elsewhere).
+    #[inline]
+    pub(crate) fn arm_current(&self) -> u64 {
+        let seq = self.next_seq();
+        self.cur().header().word.arm(seq);
+        seq
     }
 
     /// Lets every other ready green thread run once, then continues.
