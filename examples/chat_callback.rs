@@ -93,17 +93,20 @@ struct Client {
 impl ChatHandler for Client {
     fn handle_connect(&mut self, cx: &mut ChatContext<'_>) {
         cx.set_output_limit(MAX_BACKLOG);
-        cx.push(b"* welcome to greenio chat; set a nick with /nick NAME\n");
+        // A push fails only once the connection is closing (the client
+        // left, or fell MAX_BACKLOG behind); handle_close cleans up, so the
+        // pushes below ignore the result.
+        let _ = cx.push(b"* welcome to greenio chat; set a nick with /nick NAME\n");
     }
 
     fn found_terminator(&mut self, cx: &mut ChatContext<'_>, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.len() > MAX_LINE {
-            cx.push(b"! line too long\n");
+            let _ = cx.push(b"! line too long\n");
             return;
         }
         let Ok(line) = std::str::from_utf8(line) else {
-            cx.push(b"! invalid utf-8\n");
+            let _ = cx.push(b"! invalid utf-8\n");
             return;
         };
         if line.is_empty() {
@@ -115,7 +118,9 @@ impl ChatHandler for Client {
                     .room
                     .borrow()
                     .broadcast(Some(nick), &format!("<{nick}> {line}\n")),
-                None => cx.push(b"! set a nick first: /nick NAME\n"),
+                None => {
+                    let _ = cx.push(b"! set a nick first: /nick NAME\n");
+                }
             }
             return;
         }
@@ -125,18 +130,20 @@ impl ChatHandler for Client {
             "/who" => {
                 let mut names: Vec<String> = self.room.borrow().users.keys().cloned().collect();
                 names.sort();
-                cx.push(format!("* users: {}\n", names.join(", ")).as_bytes());
+                let _ = cx.push(format!("* users: {}\n", names.join(", ")).as_bytes());
             }
             "/quit" => {
-                cx.push(b"* bye\n");
+                let _ = cx.push(b"* bye\n");
                 cx.close(); // handle_close tells the others
             }
-            other => cx.push(format!("! unknown command {other}\n").as_bytes()),
+            other => {
+                let _ = cx.push(format!("! unknown command {other}\n").as_bytes());
+            }
         }
     }
 
     fn record_too_long(&mut self, cx: &mut ChatContext<'_>) -> Overflow {
-        cx.push(b"! line too long\n");
+        let _ = cx.push(b"! line too long\n");
         Overflow::Discard // skip to the end of the line, keep the client
     }
 
@@ -156,16 +163,16 @@ impl Client {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !valid {
-            cx.push(b"! invalid nick\n");
+            let _ = cx.push(b"! invalid nick\n");
             return;
         }
         let mut room = self.room.borrow_mut();
         if self.nick.as_deref() == Some(name) {
-            cx.push(format!("* you are now {name}\n").as_bytes());
+            let _ = cx.push(format!("* you are now {name}\n").as_bytes());
             return;
         }
         if room.users.contains_key(name) {
-            cx.push(format!("! nick {name} is taken\n").as_bytes());
+            let _ = cx.push(format!("! nick {name} is taken\n").as_bytes());
             return;
         }
         let news = match self.nick.take() {
@@ -180,7 +187,7 @@ impl Client {
             }
         };
         self.nick = Some(name.to_string());
-        cx.push(format!("* you are now {name}\n").as_bytes());
+        let _ = cx.push(format!("* you are now {name}\n").as_bytes());
         room.broadcast(Some(name), &news);
     }
 }

@@ -55,7 +55,9 @@ impl Handler for Echo {
             if n == 0 {
                 return; // EOF
             }
-            cx.push(&self.buf[..n]);
+            if cx.push(&self.buf[..n]).is_err() {
+                return; // closed: the push failed, handle_error has the reason
+            }
         }
     }
 }

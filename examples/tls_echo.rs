@@ -20,9 +20,14 @@
 //! closes that connection with a log line on stderr; the server goes on.
 //!
 //! Limit: a `StreamOwned` is one object that both reads and writes, so one
-//! green thread drives each connection. A protocol where one green thread
-//! reads while another writes the same TLS stream (a chat) cannot split it
-//! with `try_clone` as it would a plain `TcpStream`.
+//! green thread drives each connection (request/response protocols need no
+//! more). A protocol where one green thread reads while another writes the
+//! same TLS stream (a chat) cannot split it with `try_clone` as it would a
+//! plain `TcpStream`. That needs a wrapper that shares the rustls
+//! connection under a lock, waits for input with `TcpStream::peek` without
+//! holding it, and writes TLS records under a second lock so a writer
+//! parked on a full socket never blocks the reader. greenio does not ship
+//! one: it would make rustls a dependency of `greenio::net`.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;

@@ -90,7 +90,9 @@ fn check_overflow() -> Result<(), String> {
         ));
     }
     let want = "green thread 'deep-diver' (id ";
-    if !o.stderr.contains(want) || !o.stderr.contains("overflowed its stack of 65536 bytes") {
+    // The site is the `.spawn(|| recurse(0))` line of `overflow` above.
+    let site = "spawned at tests/crash.rs:24, overflowed its stack of 65536 bytes";
+    if !o.stderr.contains(want) || !o.stderr.contains(site) {
         return Err(format!("message missing; stderr:\n{}", o.stderr));
     }
     Ok(())
@@ -111,6 +113,9 @@ fn check_deadlock() -> Result<(), String> {
         "main",
         "park",
         "join",
+        // The spawn sites of the two green threads in `deadlock_join_chain`.
+        "spawned at tests/crash.rs:34",
+        "spawned at tests/crash.rs:38",
     ] {
         if !o.stderr.contains(needle) {
             return Err(format!("report lacks {needle:?}; stderr:\n{}", o.stderr));

@@ -581,3 +581,94 @@ fn green_locals_outside_green_threads_are_per_os_thread() {
     assert_eq!(inside, 0);
     assert_eq!(COUNTER.with(Cell::get), 7);
 }
+
+// ----- examples/async_bridge -----------------------------------------------------
+
+#[test]
+fn async_bridge_example_answers_through_tokio_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut ex = util::Example::start_any_port("async_bridge");
+    let addr = ex.addr;
+    // Several clients at once, each on its own green thread of the server.
+    let replies = util::run("async_bridge clients", move || {
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                greenio::spawn(move || {
+                    let conn = greenio::net::TcpStream::connect(addr).unwrap();
+                    let mut reader = BufReader::new(&conn);
+                    let mut got = Vec::new();
+                    for j in 0..5 {
+                        (&conn)
+                            .write_all(format!("client {i} line {j}\n").as_bytes())
+                            .unwrap();
+                        let mut line = String::new();
+                        reader.read_line(&mut line).unwrap();
+                        got.push(line);
+                    }
+                    let long = vec![b'x'; 5000];
+                    (&conn).write_all(&long).unwrap();
+                    (&conn).write_all(b"\nafter\n").unwrap();
+                    for _ in 0..2 {
+                        let mut line = String::new();
+                        reader.read_line(&mut line).unwrap();
+                        got.push(line);
+                    }
+                    got
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    for (i, got) in replies.iter().enumerate() {
+        let mut want: Vec<String> = (0..5).map(|j| format!("CLIENT {i} LINE {j}\n")).collect();
+        want.push("error: line too long\n".into());
+        want.push("AFTER\n".into());
+        assert_eq!(got, &want);
+    }
+    ex.signal(libc::SIGTERM);
+    assert!(ex.wait_exit().success(), "stderr:\n{}", ex.stderr());
+}
+
+#[test]
+fn async_bridge_measure_reports_each_kind_of_call() {
+    let (status, out, err) = util::run_example("async_bridge", &["--measure", "200"]);
+    assert!(status.success(), "stderr:\n{err}");
+    for kind in ["os thread ping", "tokio task", "tokio fetch"] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(kind) && l.contains("us/call")),
+            "no {kind:?} line in:\n{out}"
+        );
+    }
+}
+
+/// Panics when dropped, at the end of its green thread.
+struct PanicOnDrop;
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("a green_local destructor panicked on purpose");
+    }
+}
+
+greenio::green_local! {
+    static BOMB: PanicOnDrop = PanicOnDrop;
+    /// Values need not be Send: a green thread never leaves its hub.
+    static SHARED_HERE: std::rc::Rc<Cell<u32>> = std::rc::Rc::new(Cell::new(0));
+}
+
+#[test]
+fn green_local_destructor_panic_is_contained_and_values_need_not_be_send() {
+    util::run("local destructor panic", || {
+        let h = greenio::spawn(|| {
+            BOMB.with(|_| ());
+            let rc = SHARED_HERE.with(std::rc::Rc::clone);
+            rc.set(3);
+            SHARED_HERE.with(|v| v.get())
+        });
+        // The panic is logged; the green thread's own result stands.
+        assert_eq!(h.join().unwrap(), 3);
+        assert_eq!(greenio::spawn(|| 1).join().unwrap(), 1);
+    });
+}

@@ -119,6 +119,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -277,6 +278,7 @@ impl ServerBuilder {
     ///     assert_ne!(s.local_addr().unwrap().port(), 0);
     /// });
     /// ```
+    #[track_caller]
     pub fn bind<A, F>(self, addr: A, handler: F) -> io::Result<Server>
     where
         A: ToSocketAddrs,
@@ -326,6 +328,7 @@ impl ServerBuilder {
     ///     assert_eq!(s.local_addr().unwrap(), addr);
     /// });
     /// ```
+    #[track_caller]
     pub fn listener<F>(mut self, listener: TcpListener, handler: F) -> Server
     where
         F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
@@ -334,6 +337,7 @@ impl ServerBuilder {
         self.make(listener, handler)
     }
 
+    #[track_caller]
     fn make<F>(self, listener: TcpListener, handler: F) -> Server
     where
         F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
@@ -341,13 +345,14 @@ impl ServerBuilder {
         Server {
             listener,
             handler: Arc::new(handler),
-            shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
+            shared: Arc::new(ServerCore {
+                table: Mutex::new(ConnTable::default()),
                 max_connections: self.max_connections,
                 accepted: AtomicU64::new(0),
                 accept_errors: AtomicU64::new(0),
             }),
             config: self,
+            site: Location::caller(),
         }
     }
 }
@@ -383,8 +388,11 @@ pub struct Server {
     /// The listener of the calling hub's acceptor.
     listener: TcpListener,
     handler: Handler,
-    shared: Arc<Shared>,
+    shared: Arc<ServerCore>,
     config: ServerBuilder,
+    /// Where the server was made: recorded as the spawn site of its
+    /// acceptors and connections (see `GreenThread::spawn_site`).
+    site: &'static Location<'static>,
 }
 
 impl fmt::Debug for Server {
@@ -397,8 +405,9 @@ impl fmt::Debug for Server {
 }
 
 /// What the acceptors, the connections, `serve` and the handles share.
-struct Shared {
-    state: Mutex<State>,
+struct ServerCore {
+    /// Connection slots, the stop request and the parked waiters.
+    table: Mutex<ConnTable>,
     /// The configured limit, `None` for none.
     max_connections: Option<usize>,
     /// Connections accepted so far.
@@ -407,10 +416,10 @@ struct Shared {
     accept_errors: AtomicU64,
 }
 
-/// The mutable part of [`Shared`]. Locked only for short bookkeeping, never
+/// The mutable part of [`ServerCore`]. Locked only for short bookkeeping, never
 /// across a park.
 #[derive(Default)]
-struct State {
+struct ConnTable {
     /// Set by `stop` (or a fatal accept error); never cleared.
     stopping: bool,
     /// When to cancel the connections still running; `None` waits for them.
@@ -429,9 +438,9 @@ struct State {
     serve_waiter: Option<Waiter>,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+impl ServerCore {
+    fn lock(&self) -> MutexGuard<'_, ConnTable> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Requests a stop with connections cancelled at `deadline`.
@@ -492,7 +501,7 @@ impl Shared {
 /// A slot reserved by an acceptor; freed on drop unless taken by a
 /// connection (including when the acceptor is cancelled while parked).
 struct Reservation {
-    shared: Arc<Shared>,
+    shared: Arc<ServerCore>,
     id: Option<u64>,
 }
 
@@ -508,7 +517,7 @@ impl Drop for Reservation {
 /// dropped even if the green thread is cancelled before it starts): frees
 /// the connection's slot when it ends.
 struct ConnGuard {
-    shared: Arc<Shared>,
+    shared: Arc<ServerCore>,
     id: u64,
 }
 
@@ -538,7 +547,7 @@ impl Drop for ConnGuard {
 /// ```
 #[derive(Clone)]
 pub struct ServerHandle {
-    shared: Arc<Shared>,
+    shared: Arc<ServerCore>,
 }
 
 impl fmt::Debug for ServerHandle {
@@ -656,6 +665,7 @@ impl Server {
     ///     assert!(s.local_addr().unwrap().ip().is_loopback());
     /// });
     /// ```
+    #[track_caller]
     pub fn bind<A, F>(addr: A, handler: F) -> io::Result<Server>
     where
         A: ToSocketAddrs,
@@ -760,6 +770,7 @@ impl Server {
             handler,
             shared,
             config,
+            site,
         } = self;
         let hubs = config.hubs.unwrap_or(runtime_hubs).min(runtime_hubs);
         let here = greenio_runtime::current().hub();
@@ -794,9 +805,11 @@ impl Server {
                 prefix: prefix.clone(),
                 stack_size: config.stack_size,
                 targets,
+                site,
             };
             let h = Builder::new()
                 .name(format!("{prefix} acceptor"))
+                .spawn_site(site)
                 .spawn_on(hub, move || acc.run(listener))?;
             running.acceptors.push(h);
         }
@@ -851,7 +864,7 @@ impl Server {
 }
 
 /// Cancels every connection still in the table and joins them.
-fn cancel_connections(shared: &Shared) {
+fn cancel_connections(shared: &ServerCore) {
     let left: Vec<JoinHandle<()>> = {
         let mut st = shared.lock();
         st.conns.drain().filter_map(|(_, h)| h).collect()
@@ -872,7 +885,7 @@ fn cancel_connections(shared: &Shared) {
 
 /// What `serve` started; cancelled on drop (when `serve` unwinds).
 struct Running {
-    shared: Arc<Shared>,
+    shared: Arc<ServerCore>,
     acceptors: Vec<JoinHandle<()>>,
 }
 
@@ -903,12 +916,14 @@ impl Drop for Running {
 
 /// One accept loop: its listener, and the hubs it deals connections to.
 struct Acceptor {
-    shared: Arc<Shared>,
+    shared: Arc<ServerCore>,
     handler: Handler,
     prefix: Arc<str>,
     stack_size: Option<usize>,
     /// Hubs to spawn connections on, in turn.
     targets: Vec<usize>,
+    /// The server's creation site, recorded on each connection.
+    site: &'static Location<'static>,
 }
 
 impl Acceptor {
@@ -970,7 +985,9 @@ impl Acceptor {
                 id,
             };
             let handler = self.handler.clone();
-            let mut b = Builder::new().name(format!("{} {peer}", self.prefix));
+            let mut b = Builder::new()
+                .name(format!("{} {peer}", self.prefix))
+                .spawn_site(self.site);
             if let Some(s) = self.stack_size {
                 b = b.stack_size(s);
             }

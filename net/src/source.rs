@@ -1,4 +1,4 @@
-//! `Async<S>`: one non-blocking mio socket plus its registration with a hub;
+//! `Pollable<S>`: one non-blocking mio socket plus its registration with a hub;
 //! the loop every socket call of this crate runs through.
 //!
 //! # Design
@@ -7,7 +7,7 @@
 //! direction may be ready, make the syscall at once; only on `WouldBlock`
 //! clear the bit and park in [`Registration::wait`] until the hub sees an
 //! edge. A stream read that returned fewer bytes than asked for drained the
-//! receive queue, so [`Async::drained`] clears the bit right away and the
+//! receive queue, so [`Pollable::drained`] clears the bit right away and the
 //! next read parks without first paying for a `WouldBlock` syscall; the same
 //! holds for a short write and a full send buffer. The bit is not cleared
 //! when the hub has seen the peer close or an error (`READ_CLOSED`,
@@ -55,7 +55,7 @@ use mio::unix::SourceFd;
 use crate::Misuse;
 
 /// A non-blocking socket `S` that parks green threads until it is ready.
-pub(crate) struct Async<S: AsRawFd> {
+pub(crate) struct Pollable<S: AsRawFd> {
     /// The registration with the hub that last used the socket; `None`
     /// until the first call that needs it. Replaced (exclusive borrow) only
     /// when used from another hub.
@@ -73,10 +73,10 @@ pub(crate) struct Async<S: AsRawFd> {
     io: S,
 }
 
-impl<S: AsRawFd> Async<S> {
+impl<S: AsRawFd> Pollable<S> {
     /// Wraps a socket that is already in non-blocking mode.
-    pub(crate) fn new(io: S) -> Async<S> {
-        Async {
+    pub(crate) fn new(io: S) -> Pollable<S> {
+        Pollable {
             reg: RefCell::new(None),
             read_timeout: Cell::new(None),
             write_timeout: Cell::new(None),
@@ -99,9 +99,9 @@ impl<S: AsRawFd> Async<S> {
 
     /// Makes a second handle on a duplicate descriptor `io` (from
     /// `try_clone`), copying the timeouts; it registers on its own.
-    pub(crate) fn duplicate(&self, io: S) -> Async<S> {
+    pub(crate) fn duplicate(&self, io: S) -> Pollable<S> {
         self.duplicated.set(true);
-        let a = Async::new(io);
+        let a = Pollable::new(io);
         a.duplicated.set(true);
         a.read_timeout.set(self.read_timeout.get());
         a.write_timeout.set(self.write_timeout.get());
@@ -263,13 +263,13 @@ impl<S: AsRawFd> Async<S> {
     }
 }
 
-impl<S: AsRawFd> Drop for Async<S> {
+impl<S: AsRawFd> Drop for Pollable<S> {
     fn drop(&mut self) {
         self.release();
     }
 }
 
-impl<S: AsRawFd + fmt::Debug> fmt::Debug for Async<S> {
+impl<S: AsRawFd + fmt::Debug> fmt::Debug for Pollable<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.io.fmt(f)
     }
@@ -280,7 +280,7 @@ impl<S: AsRawFd + fmt::Debug> fmt::Debug for Async<S> {
 /// (`peer_addr` succeeds). The "writable" bit of a fresh registration is
 /// cleared first: only an edge after the connect syscall means anything.
 pub(crate) fn finish_connect<S: AsRawFd>(
-    a: &Async<S>,
+    a: &Pollable<S>,
     deadline: Option<Instant>,
     take_error: impl Fn(&S) -> io::Result<Option<io::Error>>,
     connected: impl Fn(&S) -> io::Result<bool>,

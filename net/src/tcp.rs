@@ -14,7 +14,7 @@ use std::time::Duration;
 use greenio_runtime::io::Ready;
 
 use crate::dns::{each_addr, ToSocketAddrs};
-use crate::source::{deadline, finish_connect, is_not_connected, Async};
+use crate::source::{deadline, finish_connect, is_not_connected, Pollable};
 use crate::sys;
 
 /// Backlog of listening sockets (the kernel caps it at `net.core.somaxconn`).
@@ -50,7 +50,7 @@ const BACKLOG: libc::c_int = 1024;
 /// });
 /// ```
 pub struct TcpListener {
-    inner: Async<mio::net::TcpListener>,
+    inner: Pollable<mio::net::TcpListener>,
 }
 
 impl TcpListener {
@@ -73,7 +73,7 @@ impl TcpListener {
             let l = mio::net::TcpListener::bind(*a)?;
             sys::listen(l.as_raw_fd(), BACKLOG)?;
             Ok(TcpListener {
-                inner: Async::new(l),
+                inner: Pollable::new(l),
             })
         })
     }
@@ -95,7 +95,7 @@ impl TcpListener {
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         listener.set_nonblocking(true)?;
         Ok(TcpListener {
-            inner: Async::new(mio::net::TcpListener::from_std(listener)),
+            inner: Pollable::new(mio::net::TcpListener::from_std(listener)),
         })
     }
 
@@ -308,13 +308,13 @@ impl Iterator for Incoming<'_> {
 /// });
 /// ```
 pub struct TcpStream {
-    inner: Async<mio::net::TcpStream>,
+    inner: Pollable<mio::net::TcpStream>,
 }
 
 impl TcpStream {
     fn from_mio(s: mio::net::TcpStream) -> TcpStream {
         TcpStream {
-            inner: Async::new(s),
+            inner: Pollable::new(s),
         }
     }
 

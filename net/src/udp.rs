@@ -9,7 +9,7 @@ use std::time::Duration;
 use greenio_runtime::io::Ready;
 
 use crate::dns::{each_addr, ToSocketAddrs};
-use crate::source::Async;
+use crate::source::Pollable;
 
 /// A UDP socket whose receives (and sends, when the send buffer is full)
 /// park the green thread.
@@ -34,7 +34,7 @@ use crate::source::Async;
 /// });
 /// ```
 pub struct UdpSocket {
-    inner: Async<mio::net::UdpSocket>,
+    inner: Pollable<mio::net::UdpSocket>,
 }
 
 impl UdpSocket {
@@ -54,7 +54,7 @@ impl UdpSocket {
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         each_addr(&addr, |a| {
             Ok(UdpSocket {
-                inner: Async::new(mio::net::UdpSocket::bind(*a)?),
+                inner: Pollable::new(mio::net::UdpSocket::bind(*a)?),
             })
         })
     }
@@ -75,7 +75,7 @@ impl UdpSocket {
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         socket.set_nonblocking(true)?;
         Ok(UdpSocket {
-            inner: Async::new(mio::net::UdpSocket::from_std(socket)),
+            inner: Pollable::new(mio::net::UdpSocket::from_std(socket)),
         })
     }
 

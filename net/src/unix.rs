@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use greenio_runtime::io::Ready;
 
-use crate::source::Async;
+use crate::source::Pollable;
 use crate::sys;
 
 /// A Unix domain socket server.
@@ -45,7 +45,7 @@ use crate::sys;
 /// });
 /// ```
 pub struct UnixListener {
-    inner: Async<mio::net::UnixListener>,
+    inner: Pollable<mio::net::UnixListener>,
 }
 
 impl UnixListener {
@@ -62,7 +62,7 @@ impl UnixListener {
         let l = mio::net::UnixListener::bind(path)?;
         sys::listen(l.as_raw_fd(), 1024)?;
         Ok(UnixListener {
-            inner: Async::new(l),
+            inner: Pollable::new(l),
         })
     }
 
@@ -85,7 +85,7 @@ impl UnixListener {
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         listener.set_nonblocking(true)?;
         Ok(UnixListener {
-            inner: Async::new(mio::net::UnixListener::from_std(listener)),
+            inner: Pollable::new(mio::net::UnixListener::from_std(listener)),
         })
     }
 
@@ -237,13 +237,13 @@ impl Iterator for Incoming<'_> {
 /// });
 /// ```
 pub struct UnixStream {
-    inner: Async<mio::net::UnixStream>,
+    inner: Pollable<mio::net::UnixStream>,
 }
 
 impl UnixStream {
     fn from_mio(s: mio::net::UnixStream) -> UnixStream {
         UnixStream {
-            inner: Async::new(s),
+            inner: Pollable::new(s),
         }
     }
 
@@ -620,13 +620,13 @@ impl IntoRawFd for UnixStream {
 /// });
 /// ```
 pub struct UnixDatagram {
-    inner: Async<mio::net::UnixDatagram>,
+    inner: Pollable<mio::net::UnixDatagram>,
 }
 
 impl UnixDatagram {
     fn from_mio(s: mio::net::UnixDatagram) -> UnixDatagram {
         UnixDatagram {
-            inner: Async::new(s),
+            inner: Pollable::new(s),
         }
     }
 

@@ -136,6 +136,18 @@ impl Drop for ClearOnExit<'_> {
 /// one cross-thread wakeup per call; `examples/async_bridge.rs` shows it and
 /// measures it.
 ///
+/// # Wakeups
+///
+/// One `Waker` serves the whole call. A wake sets a flag and fires the
+/// [`Waiter`] of the wait in progress, both under one lock; `block_on`
+/// clears the flag before each poll and, after a `Pending`, checks it under
+/// that lock before it publishes a fresh `Waiter`. So a wake that lands
+/// during the poll is seen as the flag (and the future is polled again),
+/// and one that lands later fires the published waiter: none is lost. A
+/// waker kept from an earlier call, or fired after the wait it was meant
+/// for, names an older park-word sequence number and resumes nothing: no
+/// spurious resume of a later, unrelated wait.
+///
 /// # Cancellation
 ///
 /// [`JoinHandle::cancel`] and [`timeout`](crate::timeout) interrupt a green

@@ -408,7 +408,7 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: Send + 'static,
     {
-        let site = self.site.unwrap_or_else(Location::caller);
+        let site = self.site.unwrap_or(Location::caller());
         hub::with_hub(|hub| {
             let packet = Arc::new(Packet::new(self.name, site, hub.shared.clone()));
             let p = packet.clone();
@@ -434,7 +434,7 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let site = self.site.unwrap_or_else(Location::caller);
+        let site = self.site.unwrap_or(Location::caller());
         let rt = hub::current_runtime()
             .expect("greenio::spawn_on called outside a runtime; start one with greenio::run");
         let target = rt.hubs().get(index).cloned().ok_or_else(|| {
@@ -546,6 +546,52 @@ where
     match Builder::new().spawn_on(index, f) {
         Ok(h) => h,
         Err(e) => panic!("greenio::spawn_on failed: {e}"),
+    }
+}
+
+/// Spawns a green thread on the hub with the fewest live green threads (at
+/// spawn time only; it never moves afterwards).
+///
+/// # Panics
+///
+/// Panics outside a runtime.
+///
+/// # Examples
+///
+/// ```
+/// let rt = greenio::Runtime::builder().hubs(2).build().unwrap();
+/// rt.run(|| {
+///     let hs: Vec<_> = (0..4).map(|_| greenio::spawn_balanced(|| greenio::current().hub())).collect();
+///     let on: Vec<usize> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+///     assert!(on.contains(&1));
+/// });
+/// ```
+#[track_caller]
+pub fn spawn_balanced<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    spawn_balanced_at(Location::caller(), f)
+}
+
+/// [`spawn_balanced`] recording `site` as the spawn site (for `Group`).
+pub(crate) fn spawn_balanced_at<F, T>(site: &'static Location<'static>, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let rt = hub::current_runtime()
+        .expect("greenio::spawn_balanced called outside a runtime; start one with greenio::run");
+    let idx = rt
+        .hubs()
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, h)| h.alive())
+        .map_or(0, |(i, _)| i);
+    match Builder::new().spawn_site(site).spawn_on(idx, f) {
+        Ok(h) => h,
+        Err(e) => panic!("greenio::spawn_balanced failed: {e}"),
     }
 }
 

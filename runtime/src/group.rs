@@ -25,6 +25,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -208,16 +209,19 @@ impl Group {
     ///     assert_eq!(h.join().unwrap(), 4);
     /// });
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
         T: Send + 'static,
     {
+        let site = Location::caller();
         self.spawn_with(move |member| {
-            crate::spawn(move || {
+            let spawned = crate::Builder::new().spawn_site(site).spawn(move || {
                 let _member = member;
                 f()
-            })
+            });
+            spawned.unwrap_or_else(|e| panic!("greenio::Group::spawn failed: {e}"))
         })
     }
 
@@ -239,16 +243,21 @@ impl Group {
     ///     assert_eq!(h.join().unwrap(), 1);
     /// });
     /// ```
+    #[track_caller]
     pub fn spawn_on<F, T>(&self, index: usize, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        let site = Location::caller();
         self.spawn_with(move |member| {
-            crate::spawn_on(index, move || {
-                let _member = member;
-                f()
-            })
+            let spawned = crate::Builder::new()
+                .spawn_site(site)
+                .spawn_on(index, move || {
+                    let _member = member;
+                    f()
+                });
+            spawned.unwrap_or_else(|e| panic!("greenio::Group::spawn_on failed: {e}"))
         })
     }
 
@@ -269,13 +278,15 @@ impl Group {
     ///     assert_eq!(h.join().unwrap(), 1);
     /// });
     /// ```
+    #[track_caller]
     pub fn spawn_balanced<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        let site = Location::caller();
         self.spawn_with(move |member| {
-            crate::spawn_balanced(move || {
+            crate::green::spawn_balanced_at(site, move || {
                 let _member = member;
                 f()
             })

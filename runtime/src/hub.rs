@@ -138,6 +138,9 @@ pub struct Stats {
     pub pooled_stacks: usize,
     /// Sockets registered with this hub now.
     pub registered_io: usize,
+    /// Times the blocking watchdog found this hub stalled (see
+    /// [`RuntimeBuilder::max_blocking_time`](crate::RuntimeBuilder::max_blocking_time)).
+    pub stalls: u64,
 }
 
 /// The hub itself, owned by its OS thread. Every field is touched only by
@@ -409,7 +412,7 @@ impl Hub {
         let start = if eager {
             let stack = self.stacks.borrow_mut().get(stack_size)?;
             let h = task.header();
-            let info = StackInfo::of(&stack, h.id, h.name.as_deref());
+            let info = StackInfo::of(&stack, h.id, h.name.as_deref(), h.site);
             let co = Co::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
                 enter(y);
                 body();
@@ -459,6 +462,9 @@ impl Hub {
             self.stacks.borrow_mut().put(st);
         }
         self.shared.alive.fetch_sub(1, Ordering::Relaxed);
+        if let Some(t) = &task {
+            self.shared.watch.retire(t.header());
+        }
         drop(task);
     }
 
@@ -502,7 +508,7 @@ impl Hub {
         match stack {
             Ok(st) => {
                 let h = s.header();
-                let info = StackInfo::of(&st, h.id, h.name.as_deref());
+                let info = StackInfo::of(&st, h.id, h.name.as_deref(), h.site);
                 let co = Co::with_stack(st, move |y: &Yielder<(), ()>, ()| {
                     enter(y);
                     body();
@@ -541,12 +547,14 @@ impl Hub {
         self.yielder.set(s.yielder.get());
         stack::set_running(s.stack.as_ptr());
         self.switches.set(self.switches.get() + 1);
+        self.shared.watch.enter(s.header());
         // SAFETY: the hub is the only one to borrow the coroutine cell, and
         // the green thread inside never touches its own handle.
         let r = match unsafe { &mut *s.co.get() } {
             Some(CoState::Ready(co)) => co.resume(()),
             _ => return,
         };
+        self.shared.watch.leave();
         self.current.set(NO_SLOT);
         if let CoroutineResult::Return(()) = r {
             // SAFETY: the coroutine has returned; nothing borrows the cell.
@@ -886,6 +894,7 @@ impl Hub {
         detect: bool,
     ) -> Result<(), Deadlock> {
         loop {
+            self.shared.watch.turn();
             self.run_ready(BUDGET);
             if done(self) {
                 return Ok(());
@@ -918,9 +927,11 @@ impl Hub {
                     return Err(Deadlock);
                 }
             }
+            self.shared.watch.set_idle(blocking);
             self.poll(timeout);
             if blocking {
                 self.shared.sleeping.store(false, Ordering::SeqCst);
+                self.shared.watch.set_idle(false);
             }
             self.tick();
         }
@@ -1009,6 +1020,7 @@ impl Hub {
     pub(crate) fn drain_nocheck(&self, done: impl Fn(&Hub) -> bool) {
         let mut idle_turns = 0;
         loop {
+            self.shared.watch.turn();
             let ran = self.run_ready(BUDGET);
             if done(self) {
                 return;
@@ -1054,6 +1066,7 @@ impl Hub {
             timers: self.timers.borrow().len(),
             pooled_stacks: self.stacks.borrow().pooled(),
             registered_io: self.io.borrow().len(),
+            stalls: self.shared.watch.stalls.load(Ordering::Relaxed),
         }
     }
 

@@ -71,8 +71,12 @@
 //! ```
 //!
 //! Each such call costs a hop to the tokio thread and one cross-thread
-//! wakeup back (`examples/async_bridge.rs` measures the round trip); batch
-//! work into one task where calls are small.
+//! wakeup back. `cargo run --release --example async_bridge -- --measure
+//! 20000` measures it; on a busy 2-core machine (load 4) a call that does
+//! nothing on the tokio side cost 8 to 13 us, a ping to a plain OS thread
+//! and back (a wakeup each way) 7 to 11 us, and a request/reply over
+//! loopback through a tokio client 36 to 45 us. Batch work into one task
+//! where calls are small.
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -99,7 +103,6 @@ mod green;
 mod introspect;
 pub mod io;
 mod local;
-mod runtime;
 mod timeout;
 mod unblock;
 pub mod wait;
@@ -107,16 +110,21 @@ pub mod wait;
 mod group;
 pub mod signal;
 pub mod sync;
+// Entry points: the monitor thread (watchdog, dump on signal; uses the
+// signal registry) and the runtime, which builds the hubs and starts it.
+mod runtime;
+mod watchdog;
 
 pub use block_on::block_on;
 pub use green::{
-    current, park, sleep, spawn, spawn_on, yield_now, Builder, GreenThread, JoinHandle, Unparker,
+    current, park, sleep, spawn, spawn_balanced, spawn_on, yield_now, Builder, GreenThread,
+    JoinHandle, Unparker,
 };
 pub use group::Group;
 pub use hub::Stats;
 pub use introspect::{dump, stack_size, stats, Dump, ThreadInfo, ThreadState};
 pub use local::GreenLocal;
-pub use runtime::{hub_count, run, spawn_balanced, Runtime, RuntimeBuilder};
+pub use runtime::{hub_count, run, Runtime, RuntimeBuilder};
 pub use stack::DEFAULT_STACK_SIZE;
 pub use task::JoinError;
 pub use timeout::{timeout, timeout_at, Elapsed};

@@ -11,15 +11,18 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use corosensei::Yielder;
 
 use crate::blocking::BlockingPool;
 use crate::hub::{self, Deadlock, Hub, Start};
 use crate::shared::{HubShared, Msg, RuntimeShared};
+use crate::signal::Listener;
 use crate::slab::Co;
 use crate::stack::{StackInfo, DEFAULT_STACK_SIZE};
 use crate::task::Packet;
+use crate::watchdog::{Monitor, DEFAULT_MAX_BLOCKING_TIME};
 
 /// Configures a [`Runtime`].
 ///
@@ -39,6 +42,8 @@ pub struct RuntimeBuilder {
     hubs: usize,
     stack_size: usize,
     blocking_threads: usize,
+    max_blocking_time: Duration,
+    dump_signal: Option<i32>,
 }
 
 impl Default for RuntimeBuilder {
@@ -47,6 +52,8 @@ impl Default for RuntimeBuilder {
             hubs: 1,
             stack_size: DEFAULT_STACK_SIZE,
             blocking_threads: 16,
+            max_blocking_time: DEFAULT_MAX_BLOCKING_TIME,
+            dump_signal: None,
         }
     }
 }
@@ -73,12 +80,71 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The blocking watchdog's threshold: when a hub has not come back to
+    /// its loop for longer than `d` (a green thread blocked in a system
+    /// call, or computing without parking), a monitor thread logs a
+    /// warning (`log::warn!`, target `greenio`) *while it lasts*, naming the
+    /// hub, the green thread, its spawn site and the fix
+    /// ([`unblock`](crate::unblock)); one more line when the stall ends.
+    /// [`Stats::stalls`](crate::Stats::stalls) counts them.
+    ///
+    /// Default 100 ms; `Duration::ZERO` turns the watchdog off. The cost on
+    /// the hub is a plain store per switch; the monitor wakes every `d / 2`.
+    /// See `runtime/src/watchdog.rs` for how it stays quiet on a busy
+    /// machine.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = greenio::Runtime::builder()
+    ///     .max_blocking_time(Duration::from_millis(20))
+    ///     .build()
+    ///     .unwrap();
+    /// let stalls = rt.run(|| {
+    ///     // A blocking call on the hub: the watchdog warns while it lasts.
+    ///     std::thread::sleep(Duration::from_millis(200));
+    ///     greenio::yield_now();
+    ///     greenio::stats().stalls
+    /// });
+    /// assert_eq!(stalls, 1);
+    /// ```
+    pub fn max_blocking_time(mut self, d: Duration) -> Self {
+        self.max_blocking_time = d;
+        self
+    }
+
+    /// On signal `sig` (for example [`SIGQUIT`](crate::signal::SIGQUIT), as
+    /// Go does, or [`SIGUSR1`](crate::signal::SIGUSR1)), write
+    /// [`dump`](crate::dump) of every hub to stderr and carry on. Off by
+    /// default. The signal handler only writes a byte to a pipe; the
+    /// watchdog's monitor thread does the rest. While the runtime runs, the
+    /// signal's default action (quitting, for `SIGQUIT`) does not happen.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenio::signal::SIGUSR1;
+    /// let rt = greenio::Runtime::builder().dump_on_signal(SIGUSR1).build().unwrap();
+    /// rt.run(|| {
+    ///     // SAFETY: raise is always safe to call.
+    ///     unsafe { libc::raise(SIGUSR1) };
+    ///     greenio::sleep(std::time::Duration::from_millis(20));
+    /// }); // stderr: "greenio: signal 10: dump of 1 hub(s) follows", then the dump
+    /// ```
+    pub fn dump_on_signal(mut self, sig: i32) -> Self {
+        self.dump_signal = Some(sig);
+        self
+    }
+
     /// Creates the hubs' pollers and wakers.
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for zero hubs or zero blocking threads; the OS error
-    /// if an `epoll` instance or `eventfd` cannot be created.
+    /// `InvalidInput` for zero hubs or zero blocking threads, or a
+    /// [`dump_on_signal`](Self::dump_on_signal) signal that cannot be
+    /// handled (as [`Signals::new`](crate::signal::Signals::new)); the OS
+    /// error if an `epoll` instance or `eventfd` cannot be created.
     pub fn build(self) -> io::Result<Runtime> {
         if self.hubs == 0 {
             return Err(io::Error::new(
@@ -99,15 +165,21 @@ impl RuntimeBuilder {
             shared.push(s);
             polls.push(p);
         }
+        let dump = match self.dump_signal {
+            Some(sig) => Some((sig, Listener::new(&[sig])?)),
+            None => None,
+        };
         let rt = Arc::new(RuntimeShared {
             hubs: OnceLock::new(),
             blocking: BlockingPool::new(self.blocking_threads),
+            max_blocking_time: self.max_blocking_time,
         });
         let _ = rt.hubs.set(shared);
         Ok(Runtime {
             rt,
             polls,
             stack_size: self.stack_size,
+            dump,
         })
     }
 }
@@ -117,6 +189,8 @@ pub struct Runtime {
     rt: Arc<RuntimeShared>,
     polls: Vec<mio::Poll>,
     stack_size: usize,
+    /// The `dump_on_signal` signal and its listener, handed to the monitor.
+    dump: Option<(i32, Listener)>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -124,6 +198,8 @@ impl std::fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("hubs", &self.polls.len())
             .field("stack_size", &self.stack_size)
+            .field("max_blocking_time", &self.rt.max_blocking_time)
+            .field("dump_signal", &self.dump.as_ref().map(|(s, _)| *s))
             .finish()
     }
 }
@@ -147,6 +223,7 @@ impl Runtime {
     /// Re-raises `main`'s panic. Panics with a report naming every parked
     /// green thread if the hub deadlocks (see [`run`](crate::run)). Panics
     /// if called inside a green thread (runtimes do not nest).
+    #[track_caller]
     pub fn run<F, T>(self, main: F) -> T
     where
         F: FnOnce() -> T,
@@ -155,8 +232,15 @@ impl Runtime {
             rt,
             polls,
             stack_size,
+            dump,
         } = self;
         let hubs = rt.hubs().to_vec();
+        // Dropped last (after the other hubs stopped): the monitor watches
+        // the whole run, shutdown included.
+        let _monitor = match Monitor::start(hubs.clone(), rt.max_blocking_time, dump) {
+            Ok(m) => m,
+            Err(e) => panic!("greenio: cannot start the monitor thread: {e}"),
+        };
         let mut polls = polls.into_iter();
         let first = polls.next().expect("runtime has at least one hub");
         let mut threads = Vec::new();
@@ -234,6 +318,7 @@ impl Runtime {
 /// });
 /// assert_eq!(v, "hello from a green thread");
 /// ```
+#[track_caller]
 pub fn run<F, T>(main: F) -> T
 where
     F: FnOnce() -> T,
@@ -244,39 +329,6 @@ where
     }
 }
 
-/// Spawns a green thread on the hub with the fewest live green threads (at
-/// spawn time only; it never moves afterwards).
-///
-/// # Panics
-///
-/// Panics outside a runtime.
-///
-/// # Examples
-///
-/// ```
-/// let rt = greenio::Runtime::builder().hubs(2).build().unwrap();
-/// rt.run(|| {
-///     let hs: Vec<_> = (0..4).map(|_| greenio::spawn_balanced(|| greenio::current().hub())).collect();
-///     let on: Vec<usize> = hs.into_iter().map(|h| h.join().unwrap()).collect();
-///     assert!(on.contains(&1));
-/// });
-/// ```
-pub fn spawn_balanced<F, T>(f: F) -> crate::JoinHandle<T>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let rt = hub::current_runtime()
-        .expect("greenio::spawn_balanced called outside a runtime; start one with greenio::run");
-    let idx = rt
-        .hubs()
-        .iter()
-        .enumerate()
-        .min_by_key(|(_, h)| h.alive())
-        .map_or(0, |(i, _)| i);
-    crate::spawn_on(idx, f)
-}
-
 /// The number of hubs of the current runtime (0 outside one).
 pub fn hub_count() -> usize {
     hub::current_runtime().map_or(0, |rt| rt.hubs().len())
@@ -285,18 +337,18 @@ pub fn hub_count() -> usize {
 /// Runs `f` as the main green thread of `hub`; returns its value once it
 /// and every other green thread of the hub have finished (the others are
 /// cancelled when main returns).
+#[track_caller]
 fn run_main<F, T>(hub: &Hub, f: F) -> T
 where
     F: FnOnce() -> T,
 {
+    // Main's spawn site is the user's `run` call.
+    let site = Location::caller();
     hub.enter(|| {
         let mut out: Option<std::thread::Result<T>> = None;
         let out_ptr: *mut Option<std::thread::Result<T>> = &mut out;
-        let packet: Arc<Packet<()>> = Arc::new(Packet::new(
-            Some("main".into()),
-            Location::caller(),
-            hub.shared.clone(),
-        ));
+        let packet: Arc<Packet<()>> =
+            Arc::new(Packet::new(Some("main".into()), site, hub.shared.clone()));
         let p = packet.clone();
         let body = move || {
             let r = panic::catch_unwind(AssertUnwindSafe(f));
@@ -308,7 +360,7 @@ where
             Ok(s) => s,
             Err(e) => panic!("greenio::run: cannot map the main green thread's stack: {e}"),
         };
-        let info = StackInfo::of(&stack, packet.header.id, Some("main"));
+        let info = StackInfo::of(&stack, packet.header.id, Some("main"), packet.header.site);
         // SAFETY: the closure borrows data that outlives this call (`f`'s
         // captures and `out`). The coroutine is driven to completion by the
         // loops below before we return; if it cannot be (a deadlock while
@@ -323,6 +375,7 @@ where
         hub.shared.alive.fetch_add(1, Ordering::Relaxed);
         hub.insert(packet.clone(), Start::Ready(co, info));
         let main_done = |_: &Hub| packet.header.is_finished();
+        let _idle = Working::start(hub);
         if hub.event_loop(&main_done, true).is_err() {
             deadlock(hub);
         }
@@ -340,6 +393,7 @@ where
 /// Serves a secondary hub until the runtime shuts down.
 fn serve(hub: &Hub) {
     hub.enter(|| {
+        let _idle = Working::start(hub);
         let r = hub
             .event_loop(&Hub::is_shut_down, true)
             .and_then(|()| hub.finish());
@@ -347,6 +401,25 @@ fn serve(hub: &Hub) {
             deadlock(hub);
         }
     });
+}
+
+/// Marks a hub as working (watched by the watchdog) until dropped.
+struct Working<'a>(&'a HubShared);
+
+impl<'a> Working<'a> {
+    fn start(hub: &'a Hub) -> Working<'a> {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        hub.shared.watch.tid.store(tid, Ordering::Relaxed);
+        hub.shared.watch.set_idle(false);
+        Working(&hub.shared)
+    }
+}
+
+impl Drop for Working<'_> {
+    fn drop(&mut self) {
+        self.0.watch.set_idle(true);
+    }
 }
 
 /// Reports a deadlock: unwinds every green thread so borrowed data is

@@ -7,13 +7,16 @@
 //! written only when the hub is about to sleep. [`RuntimeShared`] lists the
 //! hubs of a runtime and owns its blocking pool.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    fence, AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use crossbeam_queue::SegQueue;
 
 use crate::blocking::BlockingPool;
-use crate::task::Task;
+use crate::task::{Header, Task};
 
 /// Messages from other threads to a hub.
 pub(crate) enum Msg {
@@ -54,6 +57,152 @@ pub(crate) struct HubShared {
     pub(crate) unparkers: AtomicUsize,
     /// The hub's mio registry, usable from any thread (deregistration).
     pub(crate) registry: mio::Registry,
+    /// What the blocking watchdog reads (see [`Watch`]).
+    pub(crate) watch: Watch,
+}
+
+/// What the watchdog's monitor thread (`watchdog.rs`) reads of a hub while
+/// the hub runs: a turn counter, whether the hub is idle, and which green
+/// thread runs. Written only by the hub (plain stores, no read-modify-write
+/// on the switch path); on a cache line of its own, so those stores do not
+/// bounce the line of the inbox that other threads write.
+///
+/// Reading the running green thread's header from the monitor is guarded
+/// like a hazard pointer: the monitor publishes the header it is about to
+/// read in `inspecting`, then re-checks `running`; the hub, before it drops
+/// a finished green thread, clears `running` (it already has, on return
+/// from `resume`) and waits while `inspecting` names that header. A
+/// sequentially consistent fence on each side (Dekker's pattern) makes sure
+/// at least one of them sees the other.
+#[repr(align(128))]
+pub(crate) struct Watch {
+    /// Bumped by the hub once per loop turn and once per resume: a stalled
+    /// hub is one whose counter stands still while it is not idle.
+    turn: AtomicU64,
+    /// The hub is not in a position to stall: before and after its loop,
+    /// and while it sleeps in `epoll_wait`. Written by the hub.
+    idle: AtomicBool,
+    /// Header of the green thread running now, null in the loop. Written by
+    /// the hub around each resume (release, so the monitor sees the header
+    /// initialised).
+    running: AtomicPtr<Header>,
+    /// The header the monitor is reading now, null if none. Written by the
+    /// monitor; read by the hub before it frees a header.
+    inspecting: AtomicPtr<Header>,
+    /// Stalls reported on this hub; bumped by the monitor.
+    pub(crate) stalls: AtomicU64,
+    /// The hub's OS thread id (for its scheduler statistics), 0 before it
+    /// starts. Written by the hub when its loop starts.
+    pub(crate) tid: AtomicI32,
+}
+
+/// One observation of a hub by the monitor (see [`Watch::observe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Observed {
+    pub(crate) turn: u64,
+    pub(crate) running: usize,
+    pub(crate) idle: bool,
+}
+
+/// Who a stalled hub is running, as the watchdog names it.
+#[derive(Debug, Clone)]
+pub(crate) struct Culprit {
+    pub(crate) id: u64,
+    pub(crate) name: Option<String>,
+    pub(crate) site: &'static std::panic::Location<'static>,
+}
+
+impl Watch {
+    fn new() -> Watch {
+        Watch {
+            turn: AtomicU64::new(0),
+            idle: AtomicBool::new(true),
+            running: AtomicPtr::new(std::ptr::null_mut()),
+            inspecting: AtomicPtr::new(std::ptr::null_mut()),
+            stalls: AtomicU64::new(0),
+            tid: AtomicI32::new(0),
+        }
+    }
+
+    /// The hub starts a loop turn. Hub only.
+    #[inline]
+    pub(crate) fn turn(&self) {
+        let t = self.turn.load(Ordering::Relaxed);
+        self.turn.store(t.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// The hub goes idle (`true`: about to sleep, or outside its loop) or
+    /// back to work. Hub only.
+    #[inline]
+    pub(crate) fn set_idle(&self, idle: bool) {
+        self.idle.store(idle, Ordering::Relaxed);
+    }
+
+    /// The hub resumes the green thread with header `h`: a new turn too, so
+    /// a green thread resumed twice between two observations (it yielded)
+    /// is not taken for one that never parked. Hub only.
+    #[inline]
+    pub(crate) fn enter(&self, h: &Header) {
+        self.turn();
+        self.running
+            .store(h as *const Header as *mut Header, Ordering::Release);
+    }
+
+    /// The running green thread suspended or returned. Hub only.
+    #[inline]
+    pub(crate) fn leave(&self) {
+        self.running.store(std::ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    /// The hub is about to drop its reference to the header `h` of a
+    /// finished green thread (after `leave`): waits while the monitor reads
+    /// it (microseconds, and only if the monitor caught it running).
+    #[inline]
+    pub(crate) fn retire(&self, h: &Header) {
+        fence(Ordering::SeqCst);
+        let p = h as *const Header as *mut Header;
+        while self.inspecting.load(Ordering::Relaxed) == p {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// The hub's state now. Monitor side.
+    pub(crate) fn observe(&self) -> Observed {
+        Observed {
+            turn: self.turn.load(Ordering::Relaxed),
+            running: self.running.load(Ordering::Relaxed) as usize,
+            idle: self.idle.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The green thread running now, if it is still the one at `running`
+    /// (from [`observe`](Self::observe)). Monitor side.
+    pub(crate) fn culprit(&self, running: usize) -> Option<Culprit> {
+        let p = running as *mut Header;
+        if p.is_null() {
+            return None;
+        }
+        self.inspecting.store(p, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let found = if self.running.load(Ordering::Acquire) == p {
+            // SAFETY: `running` still names `p` after we published it in
+            // `inspecting` (fenced), so the hub had not yet passed `retire`
+            // for it and will wait there until we clear `inspecting`: the
+            // header is alive, and its fields are immutable after spawn
+            // (the acquire load pairs with the hub's release in `enter`).
+            let h = unsafe { &*p };
+            Some(Culprit {
+                id: h.id,
+                name: h.name.as_deref().map(str::to_owned),
+                site: h.site,
+            })
+        } else {
+            None
+        };
+        self.inspecting
+            .store(std::ptr::null_mut(), Ordering::Release);
+        found
+    }
 }
 
 impl HubShared {
@@ -67,6 +216,7 @@ impl HubShared {
             alive: AtomicUsize::new(0),
             unparkers: AtomicUsize::new(0),
             registry: poll.registry().try_clone()?,
+            watch: Watch::new(),
         })
     }
 
@@ -105,6 +255,8 @@ pub(crate) struct RuntimeShared {
     pub(crate) hubs: OnceLock<Vec<Arc<HubShared>>>,
     /// The pool behind `unblock`.
     pub(crate) blocking: BlockingPool,
+    /// The watchdog's threshold; `Duration::ZERO` when it is off.
+    pub(crate) max_blocking_time: Duration,
 }
 
 impl RuntimeShared {

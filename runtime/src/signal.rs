@@ -483,16 +483,9 @@ fn retire_slot(i: usize) {
 /// });
 /// ```
 pub struct Signals {
-    /// Index in `SLOTS`; owned by this value until drop.
-    slot: usize,
-    /// The signals listened to, as `bit(sig)`.
-    set: u64,
-    /// Read end, non-blocking, registered with `reg`'s hub.
-    rx: pipe::Receiver,
-    /// Write end, non-blocking; its fd is in `SLOTS[slot]`. Closed only
-    /// after `retire_slot`.
-    tx: Option<pipe::Sender>,
-    /// Readiness of `rx` on the creating hub.
+    /// The registry slot and the pipe.
+    listener: Listener,
+    /// Readiness of the pipe's read end on the creating hub.
     reg: Registration,
     /// Signal numbers read from the pipe but not yet returned.
     queue: VecDeque<i32>,
@@ -500,14 +493,110 @@ pub struct Signals {
 
 impl fmt::Debug for Signals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sigs: Vec<i32> = (1..=MAX_SIGNAL)
-            .filter(|&s| self.set & bit(s) != 0)
-            .collect();
+        let sigs: Vec<i32> = self.signals().collect();
         f.debug_struct("Signals")
             .field("signals", &sigs)
-            .field("slot", &self.slot)
+            .field("slot", &self.listener.slot)
             .field("queued", &self.queue.len())
             .finish()
+    }
+}
+
+/// One listener in the registry: its slot and its pipe, without a hub.
+/// [`Signals`] puts a hub registration on top; the watchdog's monitor
+/// thread (`dump_on_signal`) `poll`s the read end itself.
+pub(crate) struct Listener {
+    /// Index in `SLOTS`; owned by this value until drop.
+    slot: usize,
+    /// The signals listened to, as `bit(sig)`.
+    set: u64,
+    /// Read end, non-blocking.
+    rx: pipe::Receiver,
+    /// Write end, non-blocking; its fd is in `SLOTS[slot]`. Closed only
+    /// after `retire_slot`.
+    tx: Option<pipe::Sender>,
+}
+
+impl Listener {
+    /// Claims a slot and a pipe for `signals` and installs the handler.
+    pub(crate) fn new(signals: &[i32]) -> io::Result<Listener> {
+        if signals.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "greenio::signal: Signals::new needs at least one signal",
+            ));
+        }
+        let mut set = 0;
+        for &s in signals {
+            check_signal(s)?;
+            set |= bit(s);
+        }
+        let (tx, rx) = pipe::new()?;
+        let slot = claim_slot()?;
+        let me = Listener {
+            slot,
+            set,
+            rx,
+            tx: Some(tx),
+        };
+        let s = &SLOTS[slot];
+        s.lost.store(0, Ordering::SeqCst);
+        s.set.store(set, Ordering::SeqCst);
+        if let Some(tx) = &me.tx {
+            s.fd.store(tx.as_raw_fd(), Ordering::SeqCst);
+        }
+        // On error `me` drops and retires the slot.
+        for sig in (1..=MAX_SIGNAL).filter(|&s| set & bit(s) != 0) {
+            install(sig)?;
+        }
+        Ok(me)
+    }
+
+    /// The pipe's read end (to register or `poll`).
+    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
+        self.rx.as_raw_fd()
+    }
+
+    /// Moves what the pipe holds into `queue`, then the overflow bits.
+    /// Returns `false` if the pipe was found empty (`WouldBlock`).
+    pub(crate) fn drain_into(&self, queue: &mut VecDeque<i32>) -> io::Result<bool> {
+        let mut buf = [0u8; 64];
+        let mut emptied = false;
+        loop {
+            match (&self.rx).read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    // 0 is a wake-up byte (see `handler`), not a signal.
+                    queue.extend(buf[..n].iter().filter(|&&b| b != 0).map(|&b| i32::from(b)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    emptied = true;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let lost = SLOTS[self.slot].lost.swap(0, Ordering::SeqCst);
+        for sig in 1..=MAX_SIGNAL {
+            if lost & bit(sig) != 0 && !queue.contains(&sig) {
+                queue.push_back(sig);
+            }
+        }
+        Ok(!emptied)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        retire_slot(self.slot);
+        // No handler can use the write end any more: close it, then free
+        // the slot for reuse.
+        drop(self.tx.take());
+        let s = &SLOTS[self.slot];
+        s.set.store(0, Ordering::SeqCst);
+        s.lost.store(0, Ordering::SeqCst);
+        s.fd.store(FREE, Ordering::SeqCst);
     }
 }
 
@@ -539,39 +628,16 @@ impl Signals {
     /// });
     /// ```
     pub fn new(signals: &[i32]) -> io::Result<Signals> {
-        if signals.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "greenio::signal: Signals::new needs at least one signal",
-            ));
-        }
-        let mut set = 0;
-        for &s in signals {
-            check_signal(s)?;
-            set |= bit(s);
-        }
-        let (tx, mut rx) = pipe::new()?;
-        let reg = Registration::with_interest(&mut rx, Interest::READABLE)?;
-        let slot = claim_slot()?;
-        let me = Signals {
-            slot,
-            set,
-            rx,
-            tx: Some(tx),
+        let listener = Listener::new(signals)?;
+        let reg = Registration::with_interest(
+            &mut mio::unix::SourceFd(&listener.fd()),
+            Interest::READABLE,
+        )?;
+        Ok(Signals {
+            listener,
             reg,
             queue: VecDeque::new(),
-        };
-        let s = &SLOTS[slot];
-        s.lost.store(0, Ordering::SeqCst);
-        s.set.store(set, Ordering::SeqCst);
-        if let Some(tx) = &me.tx {
-            s.fd.store(tx.as_raw_fd(), Ordering::SeqCst);
-        }
-        // On error `me` drops and retires the slot.
-        for sig in me.signals() {
-            install(sig)?;
-        }
-        Ok(me)
+        })
     }
 
     /// The signal numbers this value listens to, in increasing order.
@@ -586,7 +652,7 @@ impl Signals {
     /// });
     /// ```
     pub fn signals(&self) -> impl Iterator<Item = i32> + '_ {
-        (1..=MAX_SIGNAL).filter(move |&s| self.set & bit(s) != 0)
+        (1..=MAX_SIGNAL).filter(move |&s| self.listener.set & bit(s) != 0)
     }
 
     /// Parks the calling green thread until one of the signals arrives and
@@ -685,47 +751,14 @@ impl Signals {
                 self.reg.hub_index()
             )));
         }
-        let mut buf = [0u8; 64];
         // Read even when the readiness cache says "not readable": the cache
         // learns of new bytes only at the hub's next poll, and `try_recv`
         // must see a signal raised just before it. Signals are rare; the
         // extra `read` costs nothing that matters.
-        loop {
-            match (&self.rx).read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    // 0 is a wake-up byte (see `handler`), not a signal.
-                    self.queue
-                        .extend(buf[..n].iter().filter(|&&b| b != 0).map(|&b| i32::from(b)));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.reg.clear_readiness(Ready::READABLE);
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let lost = SLOTS[self.slot].lost.swap(0, Ordering::SeqCst);
-        for sig in 1..=MAX_SIGNAL {
-            if lost & bit(sig) != 0 && !self.queue.contains(&sig) {
-                self.queue.push_back(sig);
-            }
+        if !self.listener.drain_into(&mut self.queue)? {
+            self.reg.clear_readiness(Ready::READABLE);
         }
         Ok(())
-    }
-}
-
-impl Drop for Signals {
-    fn drop(&mut self) {
-        retire_slot(self.slot);
-        // No handler can use the write end any more: close it, then free
-        // the slot for reuse.
-        drop(self.tx.take());
-        let s = &SLOTS[self.slot];
-        s.set.store(0, Ordering::SeqCst);
-        s.lost.store(0, Ordering::SeqCst);
-        s.fd.store(FREE, Ordering::SeqCst);
     }
 }
 

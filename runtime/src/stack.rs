@@ -50,7 +50,8 @@
 //! process on the signal alternate stack, checks whether the faulting
 //! address lies in the guard page of the green thread running on this
 //! thread; if so it writes
-//! `greenio: green thread 'NAME' (id N) overflowed its stack of S bytes`
+//! `greenio: green thread 'NAME' (id N), spawned at FILE:LINE, overflowed
+//! its stack of S bytes`
 //! to stderr and aborts. Any other fault is passed on to the handler that
 //! was installed before (Rust's own, which reports main-thread overflows),
 //! so unrelated crashes look as they always did.
@@ -58,6 +59,7 @@
 use std::cell::Cell;
 use std::io;
 use std::mem::ManuallyDrop;
+use std::panic::Location;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Once, OnceLock};
@@ -345,6 +347,9 @@ pub(crate) struct StackInfo {
     /// Name bytes (owned by the green thread's header, alive while it runs).
     pub(crate) name: *const u8,
     pub(crate) name_len: usize,
+    /// The spawn site's file name (static bytes) and line, for the report.
+    pub(crate) site_file: &'static [u8],
+    pub(crate) site_line: u32,
 }
 
 impl StackInfo {
@@ -355,9 +360,16 @@ impl StackInfo {
         id: 0,
         name: std::ptr::null(),
         name_len: 0,
+        site_file: b"",
+        site_line: 0,
     };
 
-    pub(crate) fn of(stack: &GreenStack, id: u64, name: Option<&str>) -> StackInfo {
+    pub(crate) fn of(
+        stack: &GreenStack,
+        id: u64,
+        name: Option<&str>,
+        site: &'static Location<'static>,
+    ) -> StackInfo {
         let lo = stack.limit().get();
         let page = page_size();
         StackInfo {
@@ -367,6 +379,8 @@ impl StackInfo {
             id,
             name: name.map_or(std::ptr::null(), str::as_ptr),
             name_len: name.map_or(0, str::len),
+            site_file: site.file().as_bytes(),
+            site_line: site.line(),
         }
     }
 }
@@ -494,7 +508,11 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         }
         w.put(b"' (id ");
         w.num(run.id);
-        w.put(b") overflowed its stack of ");
+        w.put(b"), spawned at ");
+        w.put(run.site_file);
+        w.put(b":");
+        w.num(u64::from(run.site_line));
+        w.put(b", overflowed its stack of ");
         w.num(run.size as u64);
         w.put(
             b" bytes; give it more with greenio::Builder::stack_size or \

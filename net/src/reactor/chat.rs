@@ -30,8 +30,8 @@
 //! # Bounded records
 //!
 //! The bytes of the current record are counted whoever collects them. Past
-//! the limit ([`ChatContext::set_max_record`], default
-//! [`DEFAULT_MAX_RECORD`]) the handler's
+//! the limit ([`ChatContext::set_max_record`], default 64 KiB) the
+//! handler's
 //! [`record_too_long`](ChatHandler::record_too_long) decides: close the
 //! connection with `ErrorKind::InvalidData` (the default), or
 //! [`Overflow::Discard`]: drop the record and skip input up to the next
@@ -43,23 +43,12 @@ use std::fmt;
 use std::io;
 use std::ops::{Deref, DerefMut};
 
+use super::conn_core::ConnCore;
 use super::handler::{Context, Handler};
-use super::shared::Shared;
 
-/// The default limit of one record: 64 KiB.
-///
-/// # Examples
-///
-/// ```
-/// use greenio::net::reactor::{AsyncChat, ChatContext, ChatHandler, DEFAULT_MAX_RECORD};
-///
-/// struct Nop;
-/// impl ChatHandler for Nop {
-///     fn found_terminator(&mut self, _: &mut ChatContext<'_>, _: &[u8]) {}
-/// }
-/// let _h = AsyncChat::new(Nop).max_record(16 * DEFAULT_MAX_RECORD);
-/// ```
-pub const DEFAULT_MAX_RECORD: usize = 64 * 1024;
+/// The default limit of one record: 64 KiB (change it with
+/// [`AsyncChat::max_record`] or [`ChatContext::set_max_record`]).
+const DEFAULT_MAX_RECORD: usize = 64 * 1024;
 /// Size of the read buffer of an [`AsyncChat`].
 const READ_SIZE: usize = 16 * 1024;
 /// The longest byte-string terminator (it must fit the read buffer many
@@ -140,7 +129,7 @@ impl Terminator {
 /// impl ChatHandler for Lenient {
 ///     fn found_terminator(&mut self, _cx: &mut ChatContext<'_>, _line: &[u8]) {}
 ///     fn record_too_long(&mut self, cx: &mut ChatContext<'_>) -> Overflow {
-///         cx.push(b"! line too long\n");
+///         let _ = cx.push(b"! line too long\n");
 ///         Overflow::Discard
 ///     }
 /// }
@@ -175,7 +164,7 @@ pub enum Overflow {
 ///     fn found_terminator(&mut self, cx: &mut ChatContext<'_>, rec: &[u8]) {
 ///         if let Some(key) = self.pending.take() {
 ///             self.map.insert(key, rec.to_vec());
-///             cx.push(b"OK\r\n");
+///             let _ = cx.push(b"OK\r\n");
 ///             cx.set_terminator(Terminator::CRLF);
 ///             return;
 ///         }
@@ -187,14 +176,18 @@ pub enum Overflow {
 ///                     self.pending = Some(key.to_string());
 ///                     cx.set_terminator(Terminator::Count(n));
 ///                 }
-///                 Err(_) => cx.push(b"ERR\r\n"),
+///                 Err(_) => {
+///                     let _ = cx.push(b"ERR\r\n");
+///                 }
 ///             },
 ///             ["GET", key] => {
 ///                 let v = self.map.get(*key).cloned().unwrap_or_default();
-///                 cx.push(&v);
-///                 cx.push(b"\r\n");
+///                 let _ = cx.push(&v);
+///                 let _ = cx.push(b"\r\n");
 ///             }
-///             _ => cx.push(b"ERR\r\n"),
+///             _ => {
+///                 let _ = cx.push(b"ERR\r\n");
+///             }
 ///         }
 ///     }
 /// }
@@ -252,7 +245,7 @@ pub trait ChatHandler: 'static {
     /// impl ChatHandler for Smtp {
     ///     fn handle_connect(&mut self, cx: &mut ChatContext<'_>) {
     ///         cx.set_terminator(Terminator::CRLF);
-    ///         cx.push(b"220 ready\r\n");
+    ///         let _ = cx.push(b"220 ready\r\n");
     ///     }
     ///     fn found_terminator(&mut self, _: &mut ChatContext<'_>, _: &[u8]) {}
     /// }
@@ -294,7 +287,7 @@ pub trait ChatHandler: 'static {
     ///         self.0 += 1;
     ///     }
     ///     fn handle_eof(&mut self, cx: &mut ChatContext<'_>) {
-    ///         cx.push(format!("{} lines\n", self.0).as_bytes());
+    ///         let _ = cx.push(format!("{} lines\n", self.0).as_bytes());
     ///         cx.close();
     ///     }
     /// }
@@ -368,7 +361,7 @@ struct Frame {
 ///     fn handle_connect(&mut self, cx: &mut ChatContext<'_>) {
 ///         cx.set_terminator(Terminator::LF);
 ///         cx.set_max_record(Some(4096));
-///         cx.push(b"* hello\n"); // a Context method
+///         let _ = cx.push(b"* hello\n"); // a Context method
 ///     }
 ///     fn found_terminator(&mut self, _: &mut ChatContext<'_>, _: &[u8]) {}
 /// }
@@ -499,7 +492,7 @@ impl ChatContext<'_> {
 
 /// async_chat: a [`Handler`] that frames input into records for a
 /// [`ChatHandler`]. Starts with [`Terminator::LF`] and records of at most
-/// [`DEFAULT_MAX_RECORD`] bytes.
+/// 64 KiB.
 ///
 /// # Examples
 ///
@@ -510,7 +503,7 @@ impl ChatContext<'_> {
 /// struct Count;
 /// impl ChatHandler for Count {
 ///     fn found_terminator(&mut self, cx: &mut ChatContext<'_>, rec: &[u8]) {
-///         cx.push(format!("{}\n", rec.len()).as_bytes());
+///         let _ = cx.push(format!("{}\n", rec.len()).as_bytes());
 ///     }
 /// }
 ///
@@ -649,9 +642,9 @@ impl<C: ChatHandler> AsyncChat<C> {
 
     /// Frames the buffered input; `false` when handling must stop
     /// (paused, closing, over the high-water mark).
-    fn process(&mut self, sh: &Shared) -> bool {
+    fn process(&mut self, sh: &ConnCore) -> bool {
         loop {
-            if !Context::new(sh).is_reading() {
+            if !Context::new(sh).keep_reading() {
                 return false;
             }
             let avail = self.end - self.start;
@@ -709,7 +702,7 @@ impl<C: ChatHandler> AsyncChat<C> {
 
     /// Hands `buf[s..e]` to `collect_incoming_data`, enforcing the record
     /// limit; `false` if the connection is being closed for it.
-    fn deliver(&mut self, sh: &Shared, s: usize, e: usize) -> bool {
+    fn deliver(&mut self, sh: &ConnCore, s: usize, e: usize) -> bool {
         if s == e {
             return true;
         }
@@ -748,7 +741,7 @@ impl<C: ChatHandler> AsyncChat<C> {
 
     /// A record ended: hand it to `found_terminator` (or end the skipping
     /// of an over-long one).
-    fn found(&mut self, sh: &Shared) {
+    fn found(&mut self, sh: &ConnCore) {
         self.seen = 0;
         if self.discarding {
             self.discarding = false;

@@ -36,8 +36,8 @@
 //!   `RefCell` borrowed only for one syscall or queue operation, never
 //!   while a handler or a producer runs; the handler sits in its own
 //!   `RefCell`, borrowed for the whole run.
-//! * **Budgets.** A run reads at most [`READ_BUDGET`] and writes at most
-//!   [`WRITE_BUDGET`] bytes, then yields: the rest is done in a run
+//! * **Budgets.** A run reads at most `READ_BUDGET` and writes at most
+//!   `WRITE_BUDGET` bytes (256 KiB each), then yields: the rest is done in a run
 //!   scheduled after the hub's next poll, so one busy connection never
 //!   starves the others.
 //! * **Errors are events.** Resets, broken pipes and handler panics close
@@ -57,32 +57,30 @@ use std::rc::{Rc, Weak};
 use greenio_runtime::io::{IoCallback, Ready, Registration};
 use mio::net::TcpStream;
 
+use super::conn_core::*;
 use super::handler::{Context, Handle, Handler};
 use super::listener::Tracker;
-use super::shared::*;
 
 /// A connection seen without its handler's type: what [`Handle`]s, the
 /// hub's callback and scheduled runs hold.
 pub(crate) trait Channel {
     /// The handler-independent state.
-    fn shared(&self) -> &Shared;
+    fn shared(&self) -> &ConnCore;
     /// One dispatch: `ev` are the event's readiness bits (empty for a
     /// scheduled run).
     fn run(&self, ev: Ready);
 }
 
-pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(non-string panic payload)".to_string()
-    }
+/// The text of a panic payload for a log line (the runtime's
+/// [`payload_str`](greenio_runtime::payload_str), with a stand-in for a
+/// payload that is not a string).
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
+    greenio_runtime::payload_str(p).unwrap_or("(non-string panic payload)")
 }
+
 /// A connection with its handler.
 pub(crate) struct Conn<H> {
-    sh: Shared,
+    sh: ConnCore,
     /// The handler; `None` once dropped after `handle_close`.
     handler: RefCell<Option<H>>,
 }
@@ -112,7 +110,7 @@ pub(crate) fn start<H: Handler>(
     let conn: Rc<Conn<H>> = Rc::new_cyclic(|w: &Weak<Conn<H>>| {
         let me: Weak<dyn Channel> = w.clone();
         Conn {
-            sh: Shared::new(me, flags, sock, tracker),
+            sh: ConnCore::new(me, flags, sock, tracker),
             handler: RefCell::new(Some(handler)),
         }
     });
@@ -130,7 +128,7 @@ pub(crate) fn start<H: Handler>(
 }
 
 impl<H: Handler> Channel for Conn<H> {
-    fn shared(&self) -> &Shared {
+    fn shared(&self) -> &ConnCore {
         &self.sh
     }
 
@@ -199,7 +197,7 @@ impl<H: Handler> Conn<H> {
 }
 
 /// Steps 1-7 of a run.
-fn steps<H: Handler>(sh: &Shared, h: &mut H) {
+fn steps<H: Handler>(sh: &ConnCore, h: &mut H) {
     let cx = &mut Context::new(sh);
     // The steady state of a connection (readable, nothing queued, nothing
     // pending) skips every step but the read with one test per end.
@@ -220,7 +218,7 @@ fn steps<H: Handler>(sh: &Shared, h: &mut H) {
 }
 
 /// Steps 1-2 of a run: socket error, connect, first flush.
-fn prologue<H: Handler>(sh: &Shared, h: &mut H, cx: &mut Context<'_>) {
+fn prologue<H: Handler>(sh: &ConnCore, h: &mut H, cx: &mut Context<'_>) {
     if sh.has(SOCKERR) {
         sh.clear(SOCKERR);
         if !sh.has(CONNECTING | CLOSED) {
@@ -250,7 +248,7 @@ fn prologue<H: Handler>(sh: &Shared, h: &mut H, cx: &mut Context<'_>) {
 }
 
 /// Steps 4-7 of a run: EOF, second flush, close, notifications.
-fn epilogue<H: Handler>(sh: &Shared, h: &mut H, cx: &mut Context<'_>) {
+fn epilogue<H: Handler>(sh: &ConnCore, h: &mut H, cx: &mut Context<'_>) {
     // 4. eof
     if sh.has(EOF) && !sh.has(EOF_SEEN | CLOSED) {
         sh.set(EOF_SEEN);
@@ -266,7 +264,7 @@ fn epilogue<H: Handler>(sh: &Shared, h: &mut H, cx: &mut Context<'_>) {
     notify(sh, h);
 }
 
-fn write_side<H: Handler>(sh: &Shared, h: &mut H, cx: &mut Context<'_>) {
+fn write_side<H: Handler>(sh: &ConnCore, h: &mut H, cx: &mut Context<'_>) {
     if sh.out_is_empty() || !sh.has(WRITABLE) || sh.has(CLOSED | CONNECTING | FRESH) {
         return;
     }
@@ -281,7 +279,7 @@ fn write_side<H: Handler>(sh: &Shared, h: &mut H, cx: &mut Context<'_>) {
     }
 }
 
-fn notify<H: Handler>(sh: &Shared, h: &mut H) {
+fn notify<H: Handler>(sh: &ConnCore, h: &mut H) {
     if !sh.has(NOTIFY) || sh.has(NOTIFIED) {
         return;
     }

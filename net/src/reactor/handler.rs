@@ -1,7 +1,7 @@
 //! The callback API of one connection: the [`Handler`] trait (asyncore's
 //! dispatcher methods), the [`Context`] a handler acts through during a
 //! callback, and the [`Handle`] other code keeps for later. All of it
-//! forwards to the connection's state in `shared.rs`; the run that calls
+//! forwards to the connection's state in `conn_core.rs`; the run that calls
 //! the handler is in `dispatcher.rs`.
 
 use std::fmt;
@@ -9,9 +9,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use super::conn_core::{ConnCore, CLOSED, CLOSING, MISSED};
 use super::dispatcher::Channel;
 use super::producer::Producer;
-use super::shared::{Shared, CLOSED, CLOSING, MISSED};
 
 /// The callbacks of one connection, asyncore's dispatcher methods.
 ///
@@ -47,7 +47,7 @@ use super::shared::{Shared, CLOSED, CLOSING, MISSED};
 ///             if n == 0 {
 ///                 return; // EOF: the reactor closes once the echo is out
 ///             }
-///             cx.push(&self.buf[..n]);
+///             let _ = cx.push(&self.buf[..n]);
 ///         }
 ///     }
 /// }
@@ -78,7 +78,7 @@ pub trait Handler: 'static {
     /// struct Greeter;
     /// impl Handler for Greeter {
     ///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-    ///         cx.push(b"* hello\n");
+    ///         let _ = cx.push(b"* hello\n");
     ///     }
     /// }
     /// ```
@@ -134,7 +134,7 @@ pub trait Handler: 'static {
     ///     fn handle_write(&mut self, cx: &mut Context<'_>) {
     ///         for _ in 0..100 {
     ///             self.0 += 1;
-    ///             cx.push(format!("{}\n", self.0).as_bytes());
+    ///             let _ = cx.push(format!("{}\n", self.0).as_bytes());
     ///         }
     ///     }
     /// }
@@ -155,7 +155,7 @@ pub trait Handler: 'static {
     /// struct Summer(u64);
     /// impl Handler for Summer {
     ///     fn handle_eof(&mut self, cx: &mut Context<'_>) {
-    ///         cx.push(format!("total {}\n", self.0).as_bytes());
+    ///         let _ = cx.push(format!("total {}\n", self.0).as_bytes());
     ///         cx.close();
     ///     }
     /// }
@@ -224,13 +224,13 @@ pub trait Handler: 'static {
 ///             if n == 0 {
 ///                 break;
 ///             }
-///             cx.push(&buf[..n].to_ascii_uppercase());
+///             let _ = cx.push(&buf[..n].to_ascii_uppercase());
 ///         }
 ///     }
 /// }
 /// ```
 pub struct Context<'a> {
-    pub(super) sh: &'a Shared,
+    pub(super) sh: &'a ConnCore,
 }
 
 impl fmt::Debug for Context<'_> {
@@ -242,7 +242,7 @@ impl fmt::Debug for Context<'_> {
 }
 
 impl<'a> Context<'a> {
-    pub(super) fn new(sh: &'a Shared) -> Context<'a> {
+    pub(super) fn new(sh: &'a ConnCore) -> Context<'a> {
         Context { sh }
     }
 
@@ -288,14 +288,21 @@ impl<'a> Context<'a> {
 
     /// Queues `data` for sending. When nothing is queued and the socket is
     /// writable it is written at once (one `send`); what the kernel does not
-    /// take is kept and sent as the socket drains. Ignored once the
-    /// connection is closing or closed.
+    /// take is kept and sent as the socket drains.
     ///
     /// The bytes pushed but not yet sent are bounded by the output limit
     /// ([`set_output_limit`](Self::set_output_limit), default
-    /// [`DEFAULT_OUTPUT_LIMIT`](super::DEFAULT_OUTPUT_LIMIT)): a push past it closes the connection
+    /// 1 MiB): a push past it closes the connection
     /// (the peer does not read fast enough) and reports
     /// `ErrorKind::OutOfMemory` to [`Handler::handle_error`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Handle::push`], which returns the same: `NotConnected` once the
+    /// connection is closing or closed (the data is dropped);
+    /// `OutOfMemory` past the output limit, or the socket's error (the
+    /// connection is closed and [`Handler::handle_error`] gets it too, so a
+    /// handler may ignore the result).
     ///
     /// # Examples
     ///
@@ -305,18 +312,23 @@ impl<'a> Context<'a> {
     /// struct Hello;
     /// impl Handler for Hello {
     ///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-    ///         cx.push(b"hello\r\n");
+    ///         let _ = cx.push(b"hello\r\n");
     ///     }
     /// }
     /// ```
     #[inline]
-    pub fn push(&mut self, data: &[u8]) {
-        let _ = self.sh.push(data);
+    pub fn push(&mut self, data: &[u8]) -> io::Result<()> {
+        self.sh.push(data)
     }
 
     /// Queues a [`Producer`] behind everything queued so far. Its chunks
     /// are pulled only as the socket accepts data, so a huge reply never
     /// sits in memory at once and never monopolises the loop.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` once the connection is closing or closed, as
+    /// [`Handle::push_producer`].
     ///
     /// # Examples
     ///
@@ -326,20 +338,20 @@ impl<'a> Context<'a> {
     /// struct Big;
     /// impl Handler for Big {
     ///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-    ///         cx.push(b"here comes 10 MB\n");
-    ///         cx.push_producer(BytesProducer::new(vec![b'x'; 10 << 20]));
+    ///         let _ = cx.push(b"here comes 10 MB\n");
+    ///         let _ = cx.push_producer(BytesProducer::new(vec![b'x'; 10 << 20]));
     ///         cx.close(); // after all of it is sent
     ///     }
     /// }
     /// ```
-    pub fn push_producer<P: Producer + 'static>(&mut self, producer: P) {
-        let _ = self.sh.push_producer(Box::new(producer));
+    pub fn push_producer<P: Producer + 'static>(&mut self, producer: P) -> io::Result<()> {
+        self.sh.push_producer(Box::new(producer))
     }
 
     /// Closes gracefully: no more reads; queued output (producers included)
     /// is sent, then the socket is shut down and the handler gets
     /// [`Handler::handle_close`]. The socket itself lingers up to
-    /// [`LINGER`](super::LINGER) for the peer's EOF, discarding input, so that the peer
+    /// 2 seconds for the peer's EOF, discarding input, so that the peer
     /// reads everything we sent before it sees the close.
     ///
     /// # Examples
@@ -350,7 +362,7 @@ impl<'a> Context<'a> {
     /// struct Bye;
     /// impl Handler for Bye {
     ///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-    ///         cx.push(b"* bye\n");
+    ///         let _ = cx.push(b"* bye\n");
     ///         cx.close();
     ///     }
     /// }
@@ -447,11 +459,12 @@ impl<'a> Context<'a> {
         self.sh.resume_reading();
     }
 
-    /// Whether input should be consumed now: false while reading is
+    /// Whether to go on consuming input now: false while reading is
     /// paused, the output queue is over its high-water mark, or the
-    /// connection is closing. A handler holding buffered input that stops
-    /// because of this is called again ([`Handler::handle_read`]) as soon
-    /// as reading is allowed again.
+    /// connection is closing. A `false` also books another
+    /// [`Handler::handle_read`] call for as soon as reading is allowed again
+    /// (readable or not), so a handler that stops with buffered input is
+    /// not forgotten: that is why it takes `&mut self`.
     ///
     /// # Examples
     ///
@@ -461,14 +474,14 @@ impl<'a> Context<'a> {
     /// struct Lines(Vec<Vec<u8>>);
     /// impl Handler for Lines {
     ///     fn handle_read(&mut self, cx: &mut Context<'_>) {
-    ///         while cx.is_reading() {
+    ///         while cx.keep_reading() {
     ///             let Some(line) = self.0.pop() else { break };
-    ///             cx.push(&line);
+    ///             let _ = cx.push(&line); // a failure closes and reaches handle_error
     ///         }
     ///     }
     /// }
     /// ```
-    pub fn is_reading(&mut self) -> bool {
+    pub fn keep_reading(&mut self) -> bool {
         if self.sh.may_read() {
             true
         } else {
@@ -489,7 +502,7 @@ impl<'a> Context<'a> {
     /// impl Handler for Polite {
     ///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
     ///         if cx.output_len() == 0 {
-    ///             cx.push(b"hi\n");
+    ///             let _ = cx.push(b"hi\n");
     ///         }
     ///     }
     /// }
@@ -500,7 +513,7 @@ impl<'a> Context<'a> {
 
     /// Sets the output limit: pushed bytes the connection may hold unsent
     /// before a push closes it with `ErrorKind::OutOfMemory` (default
-    /// [`DEFAULT_OUTPUT_LIMIT`](super::DEFAULT_OUTPUT_LIMIT)).
+    /// 1 MiB).
     ///
     /// # Examples
     ///
@@ -519,7 +532,7 @@ impl<'a> Context<'a> {
     }
 
     /// Sets the high-water mark: while more than `bytes` wait in the output
-    /// queue, reading pauses (default [`DEFAULT_HIGH_WATER`](super::DEFAULT_HIGH_WATER)), so a peer
+    /// queue, reading pauses (default 64 KiB), so a peer
     /// that sends but does not read cannot make the queue grow.
     ///
     /// # Examples
@@ -581,7 +594,7 @@ impl<'a> Context<'a> {
     /// impl Handler for Who {
     ///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
     ///         if let Ok(peer) = cx.peer_addr() {
-    ///             cx.push(format!("you are {peer}\n").as_bytes());
+    ///             let _ = cx.push(format!("you are {peer}\n").as_bytes());
     ///         }
     ///     }
     /// }

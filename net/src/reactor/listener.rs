@@ -5,7 +5,7 @@
 //!
 //! The listening socket is registered for reading, edge-triggered. On an
 //! event the listener accepts until `WouldBlock`, at most
-//! [`ACCEPT_BUDGET`] connections per run (the rest in a run after the next
+//! 128 connections per run (the rest in a run after the next
 //! poll, so a connection storm does not starve established connections).
 //! Each accepted socket gets `TCP_NODELAY`, a handler from the
 //! [`Accept`]or, and its `handle_connect` at once.
@@ -37,19 +37,13 @@ use mio::Interest;
 
 use greenio_runtime::wait::{WaitReason, Waiter, Wake};
 
+use super::conn_core::spawn_task;
 use super::dispatcher::{self, panic_message, Channel, Start};
 use super::handler::Handler;
-use super::shared::spawn_task;
 use crate::accept::{classify, AcceptError, Backoff};
 
 /// Connections one listener run accepts before yielding to other work.
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(greenio::net::reactor::ACCEPT_BUDGET, 128);
-/// ```
-pub const ACCEPT_BUDGET: usize = 128;
+const ACCEPT_BUDGET: usize = 128;
 /// asyncore's `handle_accept`: makes the handler of each accepted
 /// connection.
 ///
@@ -67,7 +61,7 @@ pub const ACCEPT_BUDGET: usize = 128;
 /// struct Hello;
 /// impl Handler for Hello {
 ///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-///         cx.push(b"hello\n");
+///         let _ = cx.push(b"hello\n");
 ///         cx.close();
 ///     }
 /// }
@@ -146,7 +140,7 @@ where
 /// struct Hello;
 /// impl Handler for Hello {
 ///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-///         cx.push(b"hello\n");
+///         let _ = cx.push(b"hello\n");
 ///         cx.close();
 ///     }
 /// }

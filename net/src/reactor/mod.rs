@@ -38,8 +38,8 @@
 //! struct Shout;
 //! impl ChatHandler for Shout {
 //!     fn found_terminator(&mut self, cx: &mut ChatContext<'_>, line: &[u8]) {
-//!         cx.push(&line.to_ascii_uppercase());
-//!         cx.push(b"\n");
+//!         let _ = cx.push(&line.to_ascii_uppercase());
+//!         let _ = cx.push(b"\n");
 //!     }
 //! }
 //!
@@ -117,21 +117,20 @@
 //!   keeps only weak references for its graceful shutdown.
 
 mod chat;
+mod conn_core;
 mod dispatcher;
 mod handler;
 mod listener;
 mod producer;
-mod shared;
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use chat::{AsyncChat, ChatContext, ChatHandler, Overflow, Terminator, DEFAULT_MAX_RECORD};
+pub use chat::{AsyncChat, ChatContext, ChatHandler, Overflow, Terminator};
 pub use handler::{Context, Handle, Handler};
-pub use listener::{Accept, Listener, ACCEPT_BUDGET};
-pub use producer::{BytesProducer, IterProducer, Producer, DEFAULT_CHUNK};
-pub use shared::{DEFAULT_HIGH_WATER, DEFAULT_OUTPUT_LIMIT, LINGER, READ_BUDGET, WRITE_BUDGET};
+pub use listener::{Accept, Listener};
+pub use producer::{BytesProducer, IterProducer, Producer};
 
 /// Listens on `addr` and serves every accepted connection with a handler
 /// from `acceptor` (usually a closure `|peer| MyHandler::new()`).
@@ -157,7 +156,7 @@ pub use shared::{DEFAULT_HIGH_WATER, DEFAULT_OUTPUT_LIMIT, LINGER, READ_BUDGET, 
 /// struct Time;
 /// impl Handler for Time {
 ///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-///         cx.push(b"it is now\n");
+///         let _ = cx.push(b"it is now\n");
 ///         cx.close();
 ///     }
 /// }
@@ -222,7 +221,7 @@ pub fn listen_on<A: Accept>(listener: std::net::TcpListener, acceptor: A) -> io:
 /// struct Client(greenio::sync::Sender<Vec<u8>>);
 /// impl ChatHandler for Client {
 ///     fn handle_connect(&mut self, cx: &mut ChatContext<'_>) {
-///         cx.push(b"ping\n");
+///         let _ = cx.push(b"ping\n");
 ///     }
 ///     fn found_terminator(&mut self, cx: &mut ChatContext<'_>, line: &[u8]) {
 ///         let _ = self.0.send(line.to_vec()); // wakes the green thread below
@@ -266,7 +265,7 @@ pub fn connect<H: Handler>(addr: SocketAddr, handler: H) -> io::Result<Handle> {
 /// struct Hi;
 /// impl Handler for Hi {
 ///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-///         cx.push(b"hi");
+///         let _ = cx.push(b"hi");
 ///         cx.close();
 ///     }
 /// }

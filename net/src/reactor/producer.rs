@@ -68,17 +68,9 @@ impl<F: FnMut() -> Option<Vec<u8>>> Producer for F {
     }
 }
 
-/// The default chunk size of [`BytesProducer`]: 16 KiB.
-///
-/// # Examples
-///
-/// ```
-/// use greenio::net::reactor::{BytesProducer, Producer, DEFAULT_CHUNK};
-///
-/// let mut p = BytesProducer::new(vec![0u8; 3 * DEFAULT_CHUNK]);
-/// assert_eq!(p.more().unwrap().len(), DEFAULT_CHUNK);
-/// ```
-pub const DEFAULT_CHUNK: usize = 16 * 1024;
+/// The default chunk size of [`BytesProducer`]: 16 KiB (choose another
+/// with [`BytesProducer::with_chunk_size`]).
+const DEFAULT_CHUNK: usize = 16 * 1024;
 
 /// A producer over a byte buffer that hands it out in fixed-size chunks
 /// (the seed's `simple_producer`): one huge reply is sent piece by piece
@@ -107,7 +99,7 @@ pub struct BytesProducer {
 }
 
 impl BytesProducer {
-    /// Hands `data` out in chunks of [`DEFAULT_CHUNK`] bytes.
+    /// Hands `data` out in chunks of 16 KiB.
     ///
     /// # Examples
     ///

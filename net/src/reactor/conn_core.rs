@@ -5,7 +5,7 @@
 //! `dispatcher.rs`.
 //!
 //! All of it is touched only on the hub's thread. The flags are one
-//! `Cell<u32>` ([`Shared::flags`]); each is documented with who sets and
+//! `Cell<u32>` ([`ConnCore::flags`]); each is documented with who sets and
 //! clears it. The socket and the output queue sit in one `RefCell`
 //! ([`Io`]) borrowed for one syscall or one queue operation at a time,
 //! never while user code (a handler, a producer) runs.
@@ -23,65 +23,28 @@ use super::dispatcher::Channel;
 use super::listener::Tracker;
 use super::producer::{Next, Output, Producer};
 
-/// Bytes one run of a connection reads before it yields to other work.
-///
-/// # Examples
-///
-/// ```
-/// // A handler's recv loop ends (WouldBlock) after this much in one run;
-/// // it is called again after other connections had their turn.
-/// assert_eq!(greenio::net::reactor::READ_BUDGET, 256 * 1024);
-/// ```
-pub const READ_BUDGET: usize = 256 * 1024;
+// ----- tuning ---------------------------------------------------------------
+//
+// Private on purpose: they are the reactor's fairness and memory rules, not
+// settings a handler needs. The two a handler may want to change have
+// per-connection setters (`Context::set_output_limit`, `set_high_water`),
+// whose docs give these defaults.
+
+/// Bytes one run of a connection reads before it yields to other work: a
+/// handler's recv loop ends (`WouldBlock`) after this much in one run and
+/// is called again after other connections had their turn.
+pub(super) const READ_BUDGET: usize = 256 * 1024;
 /// Bytes one run of a connection writes from its output queue before it
-/// yields to other work.
-///
-/// # Examples
-///
-/// ```
-/// // A 10 MB producer reply goes out in runs of at most this much.
-/// assert_eq!(greenio::net::reactor::WRITE_BUDGET, 256 * 1024);
-/// ```
-pub const WRITE_BUDGET: usize = 256 * 1024;
+/// yields to other work (a 10 MB producer reply goes out in runs of at most
+/// this much).
+pub(super) const WRITE_BUDGET: usize = 256 * 1024;
 /// Default output limit: pushed bytes a connection may hold unsent (1 MiB).
-///
-/// # Examples
-///
-/// ```
-/// use greenio::net::reactor::{Context, Handler, DEFAULT_OUTPUT_LIMIT};
-///
-/// struct Roomy;
-/// impl Handler for Roomy {
-///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-///         cx.set_output_limit(4 * DEFAULT_OUTPUT_LIMIT);
-///     }
-/// }
-/// ```
-pub const DEFAULT_OUTPUT_LIMIT: usize = 1 << 20;
+pub(super) const DEFAULT_OUTPUT_LIMIT: usize = 1 << 20;
 /// Default high-water mark: reading pauses while more than this is waiting
 /// to be sent (64 KiB).
-///
-/// # Examples
-///
-/// ```
-/// use greenio::net::reactor::{Context, Handler, DEFAULT_HIGH_WATER};
-///
-/// struct Bulk;
-/// impl Handler for Bulk {
-///     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-///         cx.set_high_water(8 * DEFAULT_HIGH_WATER);
-///     }
-/// }
-/// ```
-pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+pub(super) const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 /// How long a gracefully closed connection waits for the peer's EOF.
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(greenio::net::reactor::LINGER, std::time::Duration::from_secs(2));
-/// ```
-pub const LINGER: Duration = Duration::from_secs(2);
+pub(super) const LINGER: Duration = Duration::from_secs(2);
 
 /// Producer calls per run before it yields (guards against producers that
 /// return empty chunks forever).
@@ -140,7 +103,7 @@ pub(super) const SCHEDULED: u32 = 1 << 17;
 pub(super) const MORE: u32 = 1 << 18;
 /// Shut down for writing, discarding input until the peer's EOF.
 pub(super) const LINGER_ON: u32 = 1 << 19;
-/// The output queue is not empty. Mirrors `io.out` (see `Shared::sync_out`)
+/// The output queue is not empty. Mirrors `io.out` (see `ConnCore::sync_out`)
 /// so that the per-message path reads flags instead of borrowing the queue.
 pub(super) const QUEUED: u32 = 1 << 20;
 /// More than the high-water mark waits in the output queue: reading pauses.
@@ -161,7 +124,7 @@ pub(super) struct Io {
 
 /// The handler-independent state of a connection. Touched only on its hub's
 /// thread.
-pub(crate) struct Shared {
+pub(crate) struct ConnCore {
     /// This connection as a type-erased channel, for scheduling runs and
     /// making handles.
     pub(super) me: Weak<dyn Channel>,
@@ -185,7 +148,7 @@ pub(crate) struct Shared {
     pub(super) tracker: Option<Rc<Tracker>>,
 }
 
-impl Shared {
+impl ConnCore {
     #[inline]
     pub(super) fn has(&self, bits: u32) -> bool {
         self.flags.get() & bits != 0
@@ -718,15 +681,15 @@ fn copy_error(e: &io::Error) -> io::Error {
     }
 }
 
-impl Shared {
+impl ConnCore {
     /// A new connection's state, for `sock`, not yet registered.
     pub(super) fn new(
         me: Weak<dyn Channel>,
         flags: u32,
         sock: TcpStream,
         tracker: Option<Rc<Tracker>>,
-    ) -> Shared {
-        Shared {
+    ) -> ConnCore {
+        ConnCore {
             me,
             flags: Cell::new(flags),
             io: RefCell::new(Io {
