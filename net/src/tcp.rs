@@ -827,10 +827,12 @@ impl TcpStream {
             return Ok(0);
         }
         let fd = self.inner.fd();
-        self.inner
-            .do_io_stream(Ready::WRITABLE, self.inner.write_timeout(), buf.len(), |_| {
-                sys::send(fd, buf)
-            })
+        self.inner.do_io_stream(
+            Ready::WRITABLE,
+            self.inner.write_timeout(),
+            buf.len(),
+            |_| sys::send(fd, buf),
+        )
     }
 
     fn write_vectored_impl(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

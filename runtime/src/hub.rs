@@ -587,7 +587,12 @@ impl Hub {
     /// (`Parked`, or `Ready` when it queued itself).
     #[inline]
     fn suspend(&self, seq: u64, reason: WaitReason, state: ThreadState) {
-        let s = self.cur();
+        self.suspend_slot(self.cur(), seq, reason, state);
+    }
+
+    /// `suspend` with the running green thread's slot already at hand.
+    #[inline]
+    fn suspend_slot(&self, s: &Slot, seq: u64, reason: WaitReason, state: ThreadState) {
         s.parked.set(seq);
         s.state.set(state);
         s.reason.set(reason);
@@ -724,14 +729,15 @@ impl Hub {
 
     /// Lets every other ready green thread run once, then continues.
     pub(crate) fn yield_now(&self) {
-        if let Some(p) = self.pending_interrupt() {
-            panic::resume_unwind(p);
+        let s = self.cur();
+        if s.interrupted.get() {
+            self.unwind_if_interrupted(s);
         }
         let seq = self.next_seq();
         self.ready.push((self.current.get(), seq));
-        self.suspend(seq, WaitReason::local("yield"), ThreadState::Ready);
-        if let Some(p) = self.pending_interrupt() {
-            panic::resume_unwind(p);
+        self.suspend_slot(s, seq, WaitReason::local("yield"), ThreadState::Ready);
+        if s.interrupted.get() {
+            self.unwind_if_interrupted(s);
         }
     }
 
@@ -750,8 +756,9 @@ impl Hub {
     /// (which unwinds). The caller re-checks its condition.
     #[inline]
     pub(crate) fn park_local(&self, seq: u64, deadline: Option<Instant>, reason: WaitReason) {
-        if let Some(p) = self.pending_interrupt() {
-            panic::resume_unwind(p);
+        let s = self.cur();
+        if s.interrupted.get() {
+            self.unwind_if_interrupted(s);
         }
         let timer = deadline.map(|d| {
             self.timers.borrow_mut().insert(
@@ -762,11 +769,20 @@ impl Hub {
                 },
             )
         });
-        self.suspend(seq, reason, ThreadState::Parked);
+        self.suspend_slot(s, seq, reason, ThreadState::Parked);
         if let Some(k) = timer {
             self.timers.borrow_mut().cancel(k);
         }
-        if let Some(p) = self.pending_interrupt() {
+        if s.interrupted.get() {
+            self.unwind_if_interrupted(s);
+        }
+    }
+
+    /// Unwinds the running green thread (slot `s`) if an interrupt is due.
+    #[cold]
+    #[inline(never)]
+    fn unwind_if_interrupted(&self, s: &Slot) {
+        if let Some(p) = self.interrupt_payload(s) {
             panic::resume_unwind(p);
         }
     }
