@@ -6,6 +6,7 @@
 //! cargo bench --bench compare -- --quick       # a ~2 minute smoke run
 //! cargo bench --bench compare -- greenio mio   # only servers whose name contains a filter
 //! cargo bench --bench compare -- --help        # every option
+//! cargo bench --bench compare -- http          # the HTTP servers under wrk (compare/http.rs)
 //! ```
 //!
 //! A full run without filters writes `results/` (echo.md, echo-msgs.svg,
@@ -55,6 +56,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "compare/http.rs"]
+mod http;
 #[path = "compare/load.rs"]
 mod load;
 #[path = "compare/machine.rs"]
@@ -376,7 +379,9 @@ greenio, greenio-callback, mio, std, tokio-current, tokio-multi1, may.
   --no-load      skip the load runs
   --no-memory    skip the idle-connection memory test
   --no-micro     skip `cargo bench --bench runtime` / `--bench sync`
-  -h, --help     this text";
+  -h, --help     this text
+
+`cargo bench --bench compare -- http [--help]` runs the HTTP servers instead.";
 
 fn parse_options() -> Result<Options, String> {
     let mut o = Options {
@@ -442,6 +447,10 @@ pub fn cargo() -> String {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if http::wanted(&args) {
+        return http::main(&args);
+    }
     let opts = match parse_options() {
         Ok(o) => o,
         Err(e) if e.is_empty() => {

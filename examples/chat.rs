@@ -316,31 +316,20 @@ fn main() -> ExitCode {
     cli::init_logger();
 
     let result = greenio::run(move || -> io::Result<()> {
-        let mut signals = Signals::new(&[SIGINT, SIGTERM])?;
+        let signals = Signals::new(&[SIGINT, SIGTERM])?;
         let room = Arc::new(Mutex::new(Room::default()));
         let server = Server::builder()
             .name("chat")
             .bind(listen.as_str(), move |conn, peer| client(conn, peer, &room))?;
 
-        let stop = server.handle();
-        greenio::spawn(move || {
-            if let Ok(sig) = signals.recv() {
-                eprintln!("chat: signal {sig}, stopping");
-                stop.stop(GRACE);
-            }
-        });
+        // SIGINT/SIGTERM: stop accepting, give open connections GRACE.
+        server.handle().stop_on(signals, GRACE);
 
         println!("listening on {}", server.local_addr()?);
         io::stdout().flush()?;
         server.serve()
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("chat: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_status("chat", result)
 }
 
 // ---------------------------------------------------------------------------

@@ -226,13 +226,7 @@ fn main() -> ExitCode {
         listener.shutdown(GRACE);
         Ok(())
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("chat_callback: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_status("chat_callback", result)
 }
 
 // ---------------------------------------------------------------------------

@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     let result = runtime.run(move || -> std::io::Result<()> {
         // Listen for the stop signals before anything else, so that a
         // SIGTERM arriving at any point from here on stops us cleanly.
-        let mut signals = Signals::new(&[SIGINT, SIGTERM])?;
+        let signals = Signals::new(&[SIGINT, SIGTERM])?;
 
         let mut builder = Server::builder().name("echo").reuse_port(opts.reuse_port);
         if let Some(n) = opts.max_conns {
@@ -81,25 +81,14 @@ fn main() -> ExitCode {
         }
         let server = builder.bind(opts.listen.as_str(), echo)?;
 
-        let stop = server.handle();
-        greenio::spawn(move || {
-            if let Ok(sig) = signals.recv() {
-                eprintln!("echo: signal {sig}, stopping");
-                stop.stop(GRACE);
-            }
-        });
+        // SIGINT/SIGTERM: stop accepting, give open connections GRACE.
+        server.handle().stop_on(signals, GRACE);
 
         println!("listening on {}", server.local_addr()?);
         std::io::stdout().flush()?;
         server.serve()
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_status("echo", result)
 }
 
 // ---------------------------------------------------------------------------

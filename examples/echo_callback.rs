@@ -89,13 +89,7 @@ fn main() -> ExitCode {
         listener.shutdown(GRACE);
         Ok(())
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo_callback: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_status("echo_callback", result)
 }
 
 // ---------------------------------------------------------------------------

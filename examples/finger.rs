@@ -178,32 +178,21 @@ fn main() -> ExitCode {
     let timeout = opts.timeout;
 
     let result = greenio::run(move || -> io::Result<()> {
-        let mut signals = Signals::new(&[SIGINT, SIGTERM])?;
+        let signals = Signals::new(&[SIGINT, SIGTERM])?;
         let server = Server::builder()
             .name("finger")
             .bind(opts.listen.as_str(), move |conn, peer| {
                 finger(conn, peer, &users, timeout)
             })?;
 
-        let stop = server.handle();
-        greenio::spawn(move || {
-            if let Ok(sig) = signals.recv() {
-                eprintln!("finger: signal {sig}, stopping");
-                stop.stop(GRACE);
-            }
-        });
+        // SIGINT/SIGTERM: stop accepting, give open connections GRACE.
+        server.handle().stop_on(signals, GRACE);
 
         println!("listening on {}", server.local_addr()?);
         io::stdout().flush()?;
         server.serve()
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("finger: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_status("finger", result)
 }
 
 /// `login:Full Name:plan` lines; the plan is the rest of the line.

@@ -167,7 +167,7 @@ fn main() -> ExitCode {
     let result = runtime.run(move || -> std::io::Result<()> {
         // Listen for the stop signals before anything else, so that a
         // SIGTERM arriving at any point from here on stops us cleanly.
-        let mut signals = Signals::new(&[SIGINT, SIGTERM])?;
+        let signals = Signals::new(&[SIGINT, SIGTERM])?;
 
         let timeout = opts.timeout;
         let mut builder = Server::builder().name("http");
@@ -178,23 +178,12 @@ fn main() -> ExitCode {
             serve(conn, timeout)
         })?;
 
-        let stop = server.handle();
-        greenio::spawn(move || {
-            if let Ok(sig) = signals.recv() {
-                eprintln!("http: signal {sig}, stopping");
-                stop.stop(GRACE);
-            }
-        });
+        // SIGINT/SIGTERM: stop accepting, give open connections GRACE.
+        server.handle().stop_on(signals, GRACE);
 
         println!("listening on {}", server.local_addr()?);
         std::io::stdout().flush()?;
         server.serve()
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("http: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_status("http", result)
 }

@@ -349,11 +349,5 @@ fn main() -> ExitCode {
         }
         Ok(())
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("http_callback: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_status("http_callback", result)
 }

@@ -109,7 +109,7 @@ fn main() -> ExitCode {
     cli::init_logger();
 
     let result = greenio::run(move || -> io::Result<()> {
-        let mut signals = Signals::new(&[SIGINT, SIGTERM])?;
+        let signals = Signals::new(&[SIGINT, SIGTERM])?;
         let upstream: Arc<[SocketAddr]> = greenio::net::lookup_host(&opts.to)
             .map_err(|e| io::Error::new(e.kind(), format!("--to {}: {e}", opts.to)))?
             .into();
@@ -122,25 +122,14 @@ fn main() -> ExitCode {
                 proxy(conn, peer, &upstream)
             })?;
 
-        let stop = server.handle();
-        greenio::spawn(move || {
-            if let Ok(sig) = signals.recv() {
-                eprintln!("proxy: signal {sig}, stopping");
-                stop.stop(GRACE);
-            }
-        });
+        // SIGINT/SIGTERM: stop accepting, give open connections GRACE.
+        server.handle().stop_on(signals, GRACE);
 
         println!("listening on {}", server.local_addr()?);
         io::stdout().flush()?;
         server.serve()
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("proxy: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_status("proxy", result)
 }
 
 // ---------------------------------------------------------------------------

@@ -225,3 +225,140 @@ fn no_warning_for_fifty_green_threads_sleeping_in_a_loop() {
         },
     );
 }
+
+// ----- the fair budget -------------------------------------------------------
+
+/// A generous bound for a 1 ms sleep next to a green thread that never
+/// needs to park (it was 1.4 s before the budget); not a speed measurement.
+const SLEEP_BOUND: Duration = Duration::from_millis(500);
+
+#[test]
+fn a_sleep_returns_while_another_green_thread_drains_ten_million_messages() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    const N: u64 = 10_000_000;
+    util::run("budget: channel", || {
+        let (tx, rx) = greenio::sync::channel::<u8>();
+        for _ in 0..N {
+            tx.send(1).unwrap();
+        }
+        let got = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let (g, d) = (got.clone(), done.clone());
+        let drainer = greenio::spawn(move || {
+            for _ in 0..N {
+                rx.recv().unwrap();
+                g.fetch_add(1, Ordering::Relaxed);
+            }
+            d.store(true, Ordering::SeqCst);
+        });
+        greenio::yield_now(); // the drainer starts
+        let t = Instant::now();
+        greenio::sleep(Duration::from_millis(1));
+        let slept = t.elapsed();
+        let was_draining = !done.load(Ordering::SeqCst);
+        let at = got.load(Ordering::Relaxed);
+        drainer.join().unwrap();
+        assert!(
+            was_draining,
+            "the drainer finished first; the test proves nothing"
+        );
+        assert!(at > 0, "the drainer never ran");
+        assert!(slept < SLEEP_BOUND, "a 1 ms sleep took {slept:?}");
+    });
+}
+
+#[test]
+fn a_sleep_returns_while_another_green_thread_reads_a_flooded_socket() {
+    use greenio::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    util::run("budget: socket", || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        // An OS thread floods the socket one byte per write.
+        let flooder = std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            c.set_write_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let mut sent = 0u64;
+            while !s2.load(Ordering::SeqCst) {
+                match c.write(&[7]) {
+                    Ok(n) => sent += n as u64,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(_) => break,
+                }
+            }
+            sent
+        });
+        let (mut conn, _) = l.accept().unwrap();
+        // Let the kernel buffer fill, so the reader never runs dry.
+        greenio::sleep(Duration::from_millis(200));
+        let reading = Arc::new(AtomicBool::new(true));
+        let r2 = reading.clone();
+        // The reader takes 10 µs per byte (say, parsing), so
+        // the flooder stays ahead and every read finds data: without the
+        // budget it would never park, and the sleep below would last the
+        // reader's whole 2 s.
+        let reader = greenio::spawn(move || {
+            let (mut b, mut n, t0) = ([0u8; 1], 0u64, Instant::now());
+            while r2.load(Ordering::SeqCst) && t0.elapsed() < Duration::from_secs(2) {
+                conn.read_exact(&mut b).unwrap();
+                n += 1;
+                let parse = Instant::now();
+                while parse.elapsed() < Duration::from_micros(10) {}
+            }
+            n
+        });
+        greenio::yield_now(); // the reader starts
+        let t = Instant::now();
+        greenio::sleep(Duration::from_millis(1));
+        let slept = t.elapsed();
+        reading.store(false, Ordering::SeqCst);
+        let read = reader.join().unwrap();
+        stop.store(true, Ordering::SeqCst);
+        let sent = flooder.join().unwrap();
+        assert!(read > 0 && sent >= read, "read {read} of {sent}");
+        assert!(slept < SLEEP_BOUND, "a 1 ms sleep took {slept:?}");
+    });
+}
+
+#[test]
+fn blocking_operations_that_do_not_park_yield_after_the_budget_and_try_never_does() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    greenio::run(|| {
+        let (tx, rx) = greenio::sync::channel::<u32>();
+        for i in 0..1000 {
+            tx.send(i).unwrap(); // unbounded: never parks, never yields
+        }
+        let turns = Rc::new(Cell::new(0u64));
+        let t2 = turns.clone();
+        let _other = greenio::spawn(move || loop {
+            t2.set(t2.get() + 1);
+            greenio::yield_now();
+        });
+        greenio::yield_now();
+
+        let before = turns.get();
+        for _ in 0..500 {
+            rx.try_recv().unwrap();
+        }
+        assert_eq!(turns.get(), before, "try_recv let another green thread run");
+
+        let switches = greenio::stats().switches;
+        let before = turns.get();
+        for _ in 0..128 {
+            rx.recv().unwrap();
+        }
+        assert_eq!(turns.get(), before, "yielded before the budget was spent");
+        for _ in 0..372 {
+            rx.recv().unwrap();
+        }
+        assert!(turns.get() > before, "500 receives never yielded");
+        assert!(greenio::stats().switches > switches);
+    });
+}

@@ -126,7 +126,7 @@ pub fn method(scenarios: &[Scenario], runs: usize, load_note: &str) -> String {
 }
 
 /// The three load averages.
-fn loadavg() -> String {
+pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())

@@ -377,13 +377,19 @@ pub fn busy_cpus(interval: Duration) -> io::Result<f64> {
 
 /// User + system clock ticks of a process (all its threads).
 pub fn process_ticks(pid: u32) -> io::Result<u64> {
+    let (user, system) = process_user_sys_ticks(pid)?;
+    Ok(user + system)
+}
+
+/// User and system clock ticks of a process (all its threads), apart.
+pub fn process_user_sys_ticks(pid: u32) -> io::Result<(u64, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     // After ')' comes field 3 (state); utime and stime are fields 14 and 15.
     let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    Ok(field(11) + field(12))
+    Ok((field(11), field(12)))
 }
 
 /// A process's resident set (`VmRSS`) in KiB.
@@ -407,7 +413,7 @@ pub fn clock_ticks() -> f64 {
 }
 
 /// User + system µs of the reaped children of this process.
-fn children_cpu_us() -> u64 {
+pub fn children_cpu_us() -> u64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes a whole `rusage` to the valid pointer it is given.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };

@@ -41,14 +41,14 @@ pub struct Bar {
     pub user: f64,
 }
 
-fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
 
 /// A round step for about `n` grid lines up to `max`.
-fn nice_step(max: f64, n: f64) -> f64 {
+pub fn nice_step(max: f64, n: f64) -> f64 {
     let raw = (max / n).max(1e-9);
     let mag = 10f64.powf(raw.log10().floor());
     let f = raw / mag;

@@ -10,6 +10,8 @@
 #![allow(dead_code)] // every example uses a different subset
 
 use std::ffi::OsString;
+use std::fmt::Display;
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// Runs `parse` (an example's own loop over [`lexopt::Parser::next`]) on
@@ -32,6 +34,18 @@ pub fn parse_or_exit<T>(
         Err(e) => {
             eprintln!("{name}: {e}\n\n{usage}");
             std::process::exit(2)
+        }
+    }
+}
+
+/// The exit status of a run: 0, or 1 after printing `NAME: error` to
+/// stderr.
+pub fn exit_status<E: Display>(name: &str, result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

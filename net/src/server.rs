@@ -124,6 +124,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use greenio_runtime::signal::Signals;
 use greenio_runtime::wait::{WaitReason, Waiter};
 use greenio_runtime::{Builder, JoinHandle};
 
@@ -584,6 +585,47 @@ impl ServerHandle {
         // No deadline when `grace` is too long to add to now: drain for good.
         self.shared
             .request_stop(crate::source::deadline(Some(grace)), None);
+    }
+
+    /// Stops the server, as [`stop`](Self::stop)`(grace)`, when one of
+    /// `signals` arrives: the usual ending of a server process on SIGINT or
+    /// SIGTERM, in one call. A green thread spawned on this hub waits for
+    /// the signal, logs it (level `info`, target `greenio`) and stops the
+    /// server; joining its handle gives the signal, or the error of
+    /// [`Signals::recv`].
+    ///
+    /// Create `signals` before binding, so that a signal arriving from then
+    /// on stops the server instead of killing the process.
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a runtime, like [`greenio::spawn`](greenio_runtime::spawn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenio::net::Server;
+    /// use greenio::signal::{Signals, SIGUSR1};
+    /// use std::time::Duration;
+    ///
+    /// greenio::run(|| {
+    ///     let signals = Signals::new(&[SIGUSR1]).unwrap();
+    ///     let server = Server::bind("127.0.0.1:0", |_conn, _peer| {}).unwrap();
+    ///     let waiter = server.handle().stop_on(signals, Duration::from_secs(1));
+    ///     // SAFETY: raise is always safe to call.
+    ///     unsafe { libc::raise(SIGUSR1) };
+    ///     server.serve().unwrap(); // returns once the signal stopped it
+    ///     assert_eq!(waiter.join().unwrap().unwrap(), SIGUSR1);
+    /// });
+    /// ```
+    pub fn stop_on(&self, mut signals: Signals, grace: Duration) -> JoinHandle<io::Result<i32>> {
+        let handle = self.clone();
+        greenio_runtime::spawn(move || {
+            let sig = signals.recv()?;
+            log::info!("greenio: signal {sig}, stopping the server");
+            handle.stop(grace);
+            Ok(sig)
+        })
     }
 
     /// Whether [`stop`](Self::stop) was called (or an acceptor failed).

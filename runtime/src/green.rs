@@ -73,6 +73,7 @@ impl<T: Send + 'static> JoinHandle<T> {
     /// });
     /// ```
     pub fn join(self) -> Result<T, JoinError> {
+        crate::wait::coop_proceed();
         let h = &self.packet.header;
         if h.is_finished() {
             return self.packet.take_result();

@@ -27,6 +27,27 @@
 //! from starving sockets and timers, while a loop of two yielding green
 //! threads pays one `epoll_wait` per 256 switches, not per switch.
 //!
+//! # The fair budget (`coop.rs`)
+//!
+//! A green thread that never parks is never switched out: a socket that
+//! always has data, a channel that always holds a message. Like tokio's
+//! coop budget (128 units per task poll, `tokio::task::coop`), every
+//! operation that *may* park spends one unit of the running green
+//! thread's budget of 128 (`coop_proceed`); when it is spent the operation
+//! first *yields to the loop*: the green thread goes on the `deferred`
+//! queue, which is woken only after the next poll and timer check (tokio's
+//! deferred yield), so a `yield_now` in the same turn cannot hand it the
+//! CPU straight back 256 times. The budget is refilled by any switch; it
+//! lives in the hub, stamped with the switch counter, so the switch path
+//! does not touch it. `try_*` operations never spend.
+//!
+//! # The watchdog (`watchdog.rs`)
+//!
+//! The hub publishes, in `HubShared::watch`, a counter bumped every turn
+//! and every resume, an idle flag set around the blocking poll, and the
+//! running green thread's header; a monitor thread per runtime reads them
+//! and warns while the hub has not come back for `max_blocking_time`.
+//!
 //! # Layers
 //!
 //! This file is the middle of the runtime. Below it, knowing nothing of
@@ -77,6 +98,7 @@ use std::time::{Duration, Instant};
 use corosensei::{CoroutineResult, Yielder};
 use mio::{Events, Poll, Token};
 
+use crate::coop::Budget;
 use crate::iotable::{self, IoTable};
 use crate::park::{WaitKind, WaitReason, NOTIFIED, TIMED_OUT, WAITING};
 use crate::runq::RunQueue;
@@ -155,6 +177,9 @@ pub(crate) struct Hub {
     /// The green threads; slots are stable while occupied.
     pub(crate) tasks: TaskSlab,
     ready: RunQueue,
+    /// Green threads that spent their fair budget (`coop.rs`): made ready
+    /// after the next poll, so timers and sockets get their turn first.
+    deferred: RunQueue,
     /// Sleeps, wait deadlines and timeout scopes.
     pub(crate) timers: RefCell<Timers<Action>>,
     /// Registered I/O sources.
@@ -188,6 +213,8 @@ pub(crate) struct Hub {
     spawned: Cell<u64>,
     switches: Cell<u64>,
     polls: Cell<u64>,
+    /// The running green thread's fair budget (`coop.rs`).
+    coop: Budget,
 }
 
 thread_local! {
@@ -333,6 +360,7 @@ impl Hub {
             events: RefCell::new(Events::with_capacity(1024)),
             tasks: TaskSlab::default(),
             ready: RunQueue::new(),
+            deferred: RunQueue::new(),
             timers: RefCell::new(Timers::default()),
             io: RefCell::new(IoTable::default()),
             stacks: RefCell::new(StackPool::new(stack_size)),
@@ -351,6 +379,7 @@ impl Hub {
             spawned: Cell::new(0),
             switches: Cell::new(0),
             polls: Cell::new(0),
+            coop: Budget::default(),
         }
     }
 
@@ -741,6 +770,42 @@ impl Hub {
         }
     }
 
+    /// Spends one unit of the running green thread's fair budget before an
+    /// operation that may park; yields first when it is spent (see
+    /// `coop.rs`). Does nothing outside a green thread.
+    #[inline]
+    pub(crate) fn coop_proceed(&self) {
+        // Outside a green thread (a callback) spending is harmless: the
+        // next resume refills the budget.
+        if !self.coop.spend(self.switches.get()) && self.current.get() != NO_SLOT {
+            self.yield_to_loop();
+        }
+    }
+
+    /// Like `yield_now`, but the green thread runs again only after the
+    /// loop has polled and fired due timers (tokio's deferred yield): a
+    /// plain yield would be resumed up to `BUDGET` times in the same turn.
+    #[cold]
+    fn yield_to_loop(&self) {
+        if let Some(p) = self.pending_interrupt() {
+            panic::resume_unwind(p);
+        }
+        let seq = self.next_seq();
+        self.deferred.push((self.current.get(), seq));
+        self.suspend(seq, WaitReason::local("budget spent"), ThreadState::Ready);
+        if let Some(p) = self.pending_interrupt() {
+            panic::resume_unwind(p);
+        }
+    }
+
+    /// Queues the green threads that yielded to the loop (after a poll).
+    #[inline]
+    fn wake_deferred(&self) {
+        while let Some((slot, seq)) = self.deferred.pop() {
+            self.make_ready(slot, seq);
+        }
+    }
+
     /// A fresh wait number for a hub-local wait of the running green thread.
     #[inline]
     pub(crate) fn local_seq(&self) -> Option<(u32, u64)> {
@@ -919,7 +984,7 @@ impl Hub {
             if done(self) {
                 return Ok(());
             }
-            let timeout = if !self.ready.is_empty() {
+            let timeout = if !self.ready.is_empty() || !self.deferred.is_empty() {
                 Some(Duration::ZERO)
             } else {
                 self.timers
@@ -950,6 +1015,7 @@ impl Hub {
                 self.shared.watch.set_idle(false);
             }
             self.tick();
+            self.wake_deferred();
         }
     }
 
@@ -1045,6 +1111,7 @@ impl Hub {
             self.poll(Some(Duration::ZERO));
             self.now.set(Instant::now());
             self.fire_timers();
+            self.wake_deferred();
             if ran == 0 && self.ready.is_empty() {
                 idle_turns += 1;
                 if idle_turns > 1000 {

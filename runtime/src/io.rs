@@ -268,6 +268,10 @@ impl Registration {
     /// registration's hub (the caller may register anew on the current
     /// hub).
     ///
+    /// Each call spends one unit of the green thread's fair budget: after
+    /// 128 calls in a row that did not park, it yields once before `op`,
+    /// so a source that is always ready cannot starve the hub.
+    ///
     /// # Errors
     ///
     /// The error of `op`; `TimedOut` when `timeout` passes while parked;
@@ -281,6 +285,7 @@ impl Registration {
         mut op: impl FnMut() -> io::Result<R>,
     ) -> Option<io::Result<R>> {
         self.with_entry(|hub, e| {
+            hub.coop_proceed();
             let mut deadline = None;
             loop {
                 if e.ready.get() & dir.0 != 0 {

@@ -84,6 +84,7 @@
 // from below (see the essay in hub.rs).
 // Leaves:
 mod blocking;
+mod coop;
 mod localmap;
 mod park;
 mod runq;

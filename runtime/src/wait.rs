@@ -282,6 +282,14 @@ impl Waiter {
     }
 }
 
+/// Spends one unit of the calling green thread's fair budget before an
+/// operation that may park, yielding first when it is spent (see
+/// `coop.rs`). A no-op outside a green thread.
+#[inline]
+pub(crate) fn coop_proceed() {
+    hub::with_hub(|h| h.coop_proceed());
+}
+
 /// Blocks until `deadline`, uninterruptible by wakes (used by `sleep`).
 pub(crate) fn sleep_until(deadline: Instant) {
     loop {

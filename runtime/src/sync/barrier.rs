@@ -105,6 +105,7 @@ impl Barrier {
     /// });
     /// ```
     pub fn wait(&self) -> BarrierWaitResult {
+        crate::wait::coop_proceed();
         let generation = {
             let mut s = lock(&self.state);
             s.arrived += 1;

@@ -299,6 +299,10 @@ impl<T> Chan<T> {
     }
 
     fn send(&self, mut msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        if self.cap.is_some() {
+            // Only a bounded send may park; an unbounded one is like `try_`.
+            crate::wait::coop_proceed();
+        }
         if self.cap == Some(0) {
             return self.send_rendezvous(msg, deadline);
         }
@@ -375,6 +379,7 @@ impl<T> Chan<T> {
     }
 
     fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        crate::wait::coop_proceed();
         loop {
             let w = {
                 let mut s = lock(&self.state);

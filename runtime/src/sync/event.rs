@@ -147,6 +147,7 @@ impl Event {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        crate::wait::coop_proceed();
         if self.is_set() {
             return true;
         }

@@ -175,6 +175,7 @@ impl<T, E> AsyncResult<T, E> {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Option<Result<&T, &E>> {
+        crate::wait::coop_proceed();
         loop {
             if let Some(r) = self.try_get() {
                 return Some(r);

@@ -142,6 +142,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*l.read(), "x");
     /// ```
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        crate::wait::coop_proceed();
         loop {
             let w = {
                 let mut s = lock(&self.state);
@@ -196,6 +197,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(l.read().len(), 1);
     /// ```
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        crate::wait::coop_proceed();
         {
             let mut s = lock(&self.state);
             if !s.writer && s.readers == 0 {

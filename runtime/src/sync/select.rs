@@ -319,6 +319,10 @@ impl<'a, R> Select<'a, R> {
             n > 0 || self.timeout.is_some() || self.default.is_some(),
             "greenio: Select::wait with no branch, timeout or default would wait forever"
         );
+        if self.default.is_none() {
+            // With a default branch it never parks: like `try_*`, no budget.
+            crate::wait::coop_proceed();
+        }
         let deadline = self.timeout.as_ref().and_then(|t| t.0);
         let mut woken = false;
         let mut order: Vec<usize> = (0..n).collect();

@@ -141,6 +141,7 @@ impl Semaphore {
     }
 
     fn acquire_until(&self, deadline: Option<Instant>) -> Option<SemaphorePermit<'_>> {
+        crate::wait::coop_proceed();
         loop {
             let w = {
                 let mut s = lock(&self.state);

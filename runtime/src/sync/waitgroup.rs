@@ -143,6 +143,7 @@ impl WaitGroup {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        crate::wait::coop_proceed();
         loop {
             let w = {
                 let mut s = lock(&self.state);
