@@ -4,7 +4,12 @@
 //! * yield round trip between two green threads vs a raw corosensei
 //!   resume + suspend (the floor for a stackful switch);
 //! * spawn + join of an empty green thread vs `std::thread::spawn` + join;
-//! * unpark from another OS thread until the green thread runs (latency).
+//! * unpark from another OS thread until the green thread runs (latency)
+//!   vs a raw eventfd write -> `epoll_wait` wake-up of a sleeping thread;
+//! * spawn + join vs a raw corosensei coroutine created on a reused stack
+//!   and run to completion;
+//! * cold spawns: 30,000 green threads that each sleep (fresh stacks).
+//!   `COLD=1000000` runs a million instead (raise `vm.max_map_count`).
 //!
 //! Run: `cargo bench --bench runtime` (add `-- --quick` for a short run).
 //! Prints medians over several rounds and their spread (min..max).
@@ -54,6 +59,93 @@ fn raw_corosensei(n: u64) -> f64 {
         }
     }
     t.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// ns per raw corosensei coroutine created on a reused stack and run to
+/// completion (the floor for spawn + join).
+fn raw_create_run(n: u64) -> f64 {
+    let mut stack = Some(corosensei::stack::DefaultStack::new(128 * 1024).unwrap());
+    let t = Instant::now();
+    for i in 0..n {
+        let mut co = Coroutine::with_stack(
+            stack.take().unwrap(),
+            move |_y: &corosensei::Yielder<(), ()>, ()| {
+                black_box(i);
+            },
+        );
+        match co.resume(()) {
+            CoroutineResult::Return(()) => {}
+            CoroutineResult::Yield(()) => unreachable!(),
+        }
+        stack = Some(co.into_stack());
+    }
+    t.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// ns from an eventfd write on one OS thread until another thread sleeping
+/// in `epoll_wait` on it runs (median of `n`): the floor for `unpark_latency`.
+fn raw_eventfd_latency(n: u64) -> f64 {
+    use std::os::fd::AsRawFd;
+    let poll = mio::Poll::new().unwrap();
+    let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(1)).unwrap());
+    let woke = Arc::new(AtomicU64::new(0));
+    let stamp = Arc::new(AtomicU64::new(0));
+    let base = Instant::now();
+    let (w2, s2, k2) = (woke.clone(), stamp.clone(), waker.clone());
+    let waker_thread = std::thread::spawn(move || {
+        for i in 0..n {
+            std::thread::sleep(Duration::from_micros(50));
+            s2.store(base.elapsed().as_nanos() as u64, Ordering::SeqCst);
+            k2.wake().unwrap();
+            let t = Instant::now();
+            while w2.load(Ordering::SeqCst) <= i {
+                if t.elapsed() > Duration::from_secs(5) {
+                    panic!("wake-up lost");
+                }
+                std::hint::spin_loop();
+            }
+        }
+    });
+    let mut poll = poll;
+    let _ = poll.as_raw_fd();
+    let mut events = mio::Events::with_capacity(8);
+    let mut lat = Vec::with_capacity(n as usize);
+    while (lat.len() as u64) < n {
+        poll.poll(&mut events, None).unwrap();
+        if events.iter().next().is_none() {
+            continue;
+        }
+        let now = base.elapsed().as_nanos() as u64;
+        lat.push(now.saturating_sub(stamp.load(Ordering::SeqCst)) as f64);
+        woke.fetch_add(1, Ordering::SeqCst);
+    }
+    waker_thread.join().unwrap();
+    median(&mut lat)
+}
+
+/// ms to spawn `n` green threads that each sleep (so every one needs its
+/// own fresh stack), until all have run once.
+fn cold_spawn_ms(n: usize) -> f64 {
+    greenio::run(|| {
+        let started = Arc::new(AtomicU64::new(0));
+        let t = Instant::now();
+        let mut hs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = started.clone();
+            hs.push(greenio::spawn(move || {
+                s.fetch_add(1, Ordering::Relaxed);
+                greenio::sleep(Duration::from_secs(3600));
+            }));
+        }
+        while started.load(Ordering::Relaxed) < n as u64 {
+            greenio::yield_now();
+        }
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        for h in hs {
+            h.cancel();
+        }
+        ms
+    })
 }
 
 /// ns per yield round trip: green thread A yields, B runs and yields, A runs again.
@@ -142,6 +234,14 @@ fn main() {
         println!("spawn+join: {:.1} ns", green_spawn_join(n));
         return;
     }
+    if std::env::args().any(|a| a == "--cold-only") {
+        let n = std::env::var("COLD")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30_000);
+        println!("cold spawn of {n}: {:.1} ms", cold_spawn_ms(n));
+        return;
+    }
     if std::env::args().any(|a| a == "--yield-only") {
         let n = std::env::var("N")
             .ok()
@@ -173,6 +273,18 @@ fn main() {
             name: "unpark from OS thread -> run",
             samples: vec![],
         },
+        Row {
+            name: "raw corosensei create on reused stack + run",
+            samples: vec![],
+        },
+        Row {
+            name: "raw eventfd write -> epoll_wait wake",
+            samples: vec![],
+        },
+        Row {
+            name: "cold spawn of 30,000 sleepers (ms)",
+            samples: vec![],
+        },
     ];
     for _ in 0..rounds {
         rows[0].samples.push(raw_corosensei(2_000_000 * scale));
@@ -180,6 +292,9 @@ fn main() {
         rows[2].samples.push(green_spawn_join(200_000 * scale));
         rows[3].samples.push(os_spawn_join(2_000));
         rows[4].samples.push(unpark_latency(500));
+        rows[5].samples.push(raw_create_run(2_000_000 * scale));
+        rows[6].samples.push(raw_eventfd_latency(500));
+        rows[7].samples.push(cold_spawn_ms(30_000));
     }
     println!("| benchmark | median ns | min..max ns |");
     println!("|---|---:|---:|");
@@ -193,12 +308,20 @@ fn main() {
     let os = rows[3].med();
     println!();
     println!(
-        "yield round trip / raw switch pair: {:.2}x (target <= 2x + 10 ns, i.e. <= {:.1} ns)",
-        y / raw,
-        2.0 * raw + 10.0
+        "yield round trip / raw switch pair: {:.2}x (target <= 6x)",
+        y / raw
     );
     println!(
-        "std::thread spawn+join / green spawn+join: {:.0}x (target >= 10x; green target < 150 ns)",
-        os / sj
+        "spawn+join / raw create+run: {:.2}x (target <= 4x)",
+        sj / rows[5].med()
     );
+    println!(
+        "unpark latency / raw eventfd wake: {:.2}x (target <= 1.5x)",
+        rows[4].med() / rows[6].med()
+    );
+    println!(
+        "cold spawn of 30,000: {:.1} ms (target <= 100 ms)",
+        rows[7].med()
+    );
+    println!("std::thread spawn+join / green spawn+join: {:.0}x", os / sj);
 }

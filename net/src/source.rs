@@ -228,6 +228,32 @@ impl<S: AsRawFd> Pollable<S> {
         }
     }
 
+    /// [`do_io`](Self::do_io) for a stream read or write of `want` bytes:
+    /// a short transfer clears the readiness bit in the same lookup (see
+    /// `Registration::try_io_stream`), saving a `WouldBlock` syscall on
+    /// the next call.
+    #[inline]
+    pub(crate) fn do_io_stream(
+        &self,
+        dir: Ready,
+        timeout: Option<Duration>,
+        want: usize,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        loop {
+            if let Ok(reg) = self.reg.try_borrow() {
+                if let Some(reg) = reg.as_ref() {
+                    if let Some(r) = reg.try_io_stream(dir, timeout, want, || op(&self.io)) {
+                        return r;
+                    }
+                }
+            }
+            if let Err(e) = self.registration() {
+                return Self::without_hub(e, || op(&self.io));
+            }
+        }
+    }
+
     /// Outside a hub: try once; `WouldBlock` becomes `no_hub`.
     #[cold]
     fn without_hub<R>(no_hub: io::Error, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {

@@ -38,10 +38,47 @@ macro_rules! syscall {
 const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
 
 /// `send(2)` with [`SEND_FLAGS`].
+///
+/// Made through `syscall(2)` rather than libc's `send`: once a process has a
+/// second thread (the runtime's watchdog, the blocking pool), glibc wraps
+/// every cancellation point such as `send` and `recv` in
+/// `pthread_enable/disable_asynccancel`, ~30 instructions per call on the
+/// hottest path of a server. Our sockets are non-blocking and green threads
+/// are never cancelled through pthreads, so the raw call is equivalent.
 pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid slice for `buf.len()` bytes for the duration
-    // of the call; the kernel only reads from it.
-    let n = syscall!(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), SEND_FLAGS) })?;
+    // of the call; the kernel only reads from it. sendto with a null
+    // address is send(2).
+    let n = syscall!(unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd,
+            buf.as_ptr(),
+            buf.len(),
+            SEND_FLAGS,
+            std::ptr::null::<libc::sockaddr>(),
+            0 as libc::socklen_t,
+        )
+    })?;
+    Ok(n as usize)
+}
+
+/// `recv(2)` without flags, through `syscall(2)` for the reason given at
+/// [`send`].
+pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid, writable slice for `buf.len()` bytes for the
+    // duration of the call; recvfrom with null address pointers is recv(2).
+    let n = syscall!(unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            0 as libc::c_int,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    })?;
     Ok(n as usize)
 }
 

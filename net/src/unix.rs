@@ -472,15 +472,11 @@ impl UnixStream {
         if buf.is_empty() {
             return Ok(0);
         }
-        let n = self
-            .inner
-            .do_io(Ready::READABLE, self.inner.read_timeout(), |mut s| {
-                s.read(buf)
-            })?;
-        if n > 0 && n < buf.len() {
-            self.inner.drained(Ready::READABLE);
-        }
-        Ok(n)
+        let (fd, want) = (self.inner.fd(), buf.len());
+        self.inner
+            .do_io_stream(Ready::READABLE, self.inner.read_timeout(), want, |_| {
+                sys::recv(fd, buf)
+            })
     }
 
     fn read_vectored_impl(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
@@ -504,15 +500,12 @@ impl UnixStream {
             return Ok(0);
         }
         let fd = self.inner.fd();
-        let n = self
-            .inner
-            .do_io(Ready::WRITABLE, self.inner.write_timeout(), |_| {
-                sys::send(fd, buf)
-            })?;
-        if n < buf.len() {
-            self.inner.drained(Ready::WRITABLE);
-        }
-        Ok(n)
+        self.inner.do_io_stream(
+            Ready::WRITABLE,
+            self.inner.write_timeout(),
+            buf.len(),
+            |_| sys::send(fd, buf),
+        )
     }
 
     fn write_vectored_impl(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

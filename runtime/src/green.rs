@@ -75,18 +75,37 @@ impl<T: Send + 'static> JoinHandle<T> {
     pub fn join(self) -> Result<T, JoinError> {
         crate::wait::coop_proceed();
         let h = &self.packet.header;
-        if !h.is_finished() {
-            let same_hub = hub::current_shared().is_some_and(|s| Arc::ptr_eq(&s, &h.hub));
-            let reason = if same_hub {
+        if h.is_finished() {
+            return self.packet.take_result();
+        }
+        let joined = hub::with_current_task(|hub, me| {
+            // A green thread: hand the finisher a token for our own park
+            // word and park on it (no `Waiter` of our own to clone).
+            let reason = if Arc::ptr_eq(&hub.shared, &h.hub) {
                 WaitReason::local("join")
             } else {
                 WaitReason::sync("join")
             };
-            let w = Waiter::prepare();
+            let token = WaitToken {
+                target: Target::Green(me.clone()),
+                seq: hub.arm_current(),
+            };
+            let seq = token.seq;
             // SAFETY: `join` consumes the only handle, so this is the one
             // and only joiner.
+            if unsafe { h.set_joiner(token) } {
+                // No deadline: the only way out is the finisher's wake (or
+                // an interrupt, which unwinds).
+                hub.block_on_word(seq, None, reason);
+            } else {
+                me.header().word.disarm(seq);
+            }
+        });
+        if joined.is_none() {
+            let w = Waiter::prepare();
+            // SAFETY: as above.
             if unsafe { h.set_joiner(w.token().clone()) } {
-                while w.wait(None, reason) != Wake::Notified {}
+                while w.wait(None, WaitReason::sync("join")) != Wake::Notified {}
             } else {
                 w.cancel();
             }
@@ -592,14 +611,7 @@ where
 /// });
 /// ```
 pub fn yield_now() {
-    let yielded = hub::with_hub(|h| {
-        let green = hub::in_green_thread();
-        if green {
-            h.yield_now();
-        }
-        green
-    });
-    if yielded != Some(true) {
+    if hub::with_hub(|h| h.try_yield()) != Some(true) {
         std::thread::yield_now();
     }
 }

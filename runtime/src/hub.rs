@@ -95,7 +95,6 @@ use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corosensei::stack::DefaultStack;
 use corosensei::{CoroutineResult, Yielder};
 use mio::{Events, Poll, Token};
 
@@ -105,7 +104,7 @@ use crate::park::{WaitKind, WaitReason, NOTIFIED, TIMED_OUT, WAITING};
 use crate::runq::RunQueue;
 use crate::shared::{HubShared, Msg, RuntimeShared};
 use crate::slab::{Co, CoState, Slot, TaskSlab, ThreadState};
-use crate::stack::{self, StackInfo, StackPool};
+use crate::stack::{self, GreenStack, StackInfo, StackPool};
 use crate::task::{self, Target, Task, WaitToken};
 use crate::timer::Timers;
 use crate::unwind::{CancelUnwind, TimeoutUnwind};
@@ -464,9 +463,11 @@ impl Hub {
     /// queues its first run.
     pub(crate) fn insert(&self, task: Arc<dyn Task>, start: Start) {
         let seq = self.next_seq();
-        let slot = self.tasks.insert(task.clone());
-        task.header().slot.store(slot, Ordering::Release);
+        let finishing = self.finishing.get();
+        let cancel_now = finishing.then(|| task.clone());
+        let slot = self.tasks.insert(task);
         let s = self.tasks.get(slot).expect("just inserted");
+        s.header().slot.store(slot, Ordering::Release);
         let (co, stack) = match start {
             Start::Ready(co, info) => (CoState::Ready(co), info),
             Start::Deferred(body, size) => (CoState::Deferred(body, size), StackInfo::NONE),
@@ -482,13 +483,13 @@ impl Hub {
         self.ready.push((slot, seq));
         self.unstarted.set(self.unstarted.get() + 1);
         self.spawned.set(self.spawned.get() + 1);
-        if self.finishing.get() {
+        if let Some(task) = cancel_now {
             cancel(&task);
         }
     }
 
     /// Drops a finished green thread's slot and recycles its stack.
-    fn remove(&self, slot: u32, stack: Option<DefaultStack>) {
+    fn remove(&self, slot: u32, stack: Option<GreenStack>) {
         let task = self.tasks.remove(slot);
         if let Some(st) = stack {
             self.stacks.borrow_mut().put(st);
@@ -619,7 +620,12 @@ impl Hub {
     /// (`Parked`, or `Ready` when it queued itself).
     #[inline]
     fn suspend(&self, seq: u64, reason: WaitReason, state: ThreadState) {
-        let s = self.cur();
+        self.suspend_slot(self.cur(), seq, reason, state);
+    }
+
+    /// `suspend` with the running green thread's slot already at hand.
+    #[inline]
+    fn suspend_slot(&self, s: &Slot, seq: u64, reason: WaitReason, state: ThreadState) {
         s.parked.set(seq);
         s.state.set(state);
         s.reason.set(reason);
@@ -672,16 +678,36 @@ impl Hub {
     /// until it is fired, its deadline passes, or it is interrupted (which
     /// unwinds, after disarming). Returns how the word was fired
     /// (`NOTIFIED` or `TIMED_OUT`).
+    ///
+    /// # Panics
+    ///
+    /// If `token` is not the running green thread's.
     pub(crate) fn block(
         &self,
         token: &WaitToken,
         deadline: Option<Instant>,
         reason: WaitReason,
     ) -> u64 {
-        let Target::Green(task) = &token.target else {
-            unreachable!("a green thread blocks on its own token");
+        let mine = match &token.target {
+            Target::Green(t) => Arc::ptr_eq(t, self.cur().task()),
+            Target::Os(_) => false,
         };
-        let (h, seq) = (task.header(), token.seq);
+        assert!(
+            mine,
+            "greenio: Waiter::wait called outside the green thread that prepared it"
+        );
+        self.block_on_word(token.seq, deadline, reason)
+    }
+
+    /// `block` for wait `seq` of the running green thread's own park word.
+    pub(crate) fn block_on_word(
+        &self,
+        seq: u64,
+        deadline: Option<Instant>,
+        reason: WaitReason,
+    ) -> u64 {
+        let s = self.cur();
+        let h = s.header();
         let mut timer = None;
         let state = loop {
             if let Some(p) = self.pending_interrupt() {
@@ -700,7 +726,7 @@ impl Hub {
             if timer.is_none() {
                 if let Some(d) = deadline {
                     let fire = Action::Fire {
-                        task: task.clone(),
+                        task: s.task().clone(),
                         seq,
                     };
                     timer = Some(self.timers.borrow_mut().insert(d, fire));
@@ -714,16 +740,37 @@ impl Hub {
         state
     }
 
+    /// Yields the running green thread; `false` (doing nothing) when
+    /// called outside one.
+    #[inline]
+    pub(crate) fn try_yield(&self) -> bool {
+        if self.current.get() == NO_SLOT {
+            return false;
+        }
+        self.yield_now();
+        true
+    }
+
+    /// Arms the running green thread's park word for a fresh wait and
+    /// returns its number (for waits whose token is stored elsewhere).
+    #[inline]
+    pub(crate) fn arm_current(&self) -> u64 {
+        let seq = self.next_seq();
+        self.cur().header().word.arm(seq);
+        seq
+    }
+
     /// Lets every other ready green thread run once, then continues.
     pub(crate) fn yield_now(&self) {
-        if let Some(p) = self.pending_interrupt() {
-            panic::resume_unwind(p);
+        let s = self.cur();
+        if s.interrupted.get() {
+            self.unwind_if_interrupted(s);
         }
         let seq = self.next_seq();
         self.ready.push((self.current.get(), seq));
-        self.suspend(seq, WaitReason::local("yield"), ThreadState::Ready);
-        if let Some(p) = self.pending_interrupt() {
-            panic::resume_unwind(p);
+        self.suspend_slot(s, seq, WaitReason::local("yield"), ThreadState::Ready);
+        if s.interrupted.get() {
+            self.unwind_if_interrupted(s);
         }
     }
 
@@ -778,8 +825,9 @@ impl Hub {
     /// (which unwinds). The caller re-checks its condition.
     #[inline]
     pub(crate) fn park_local(&self, seq: u64, deadline: Option<Instant>, reason: WaitReason) {
-        if let Some(p) = self.pending_interrupt() {
-            panic::resume_unwind(p);
+        let s = self.cur();
+        if s.interrupted.get() {
+            self.unwind_if_interrupted(s);
         }
         let timer = deadline.map(|d| {
             self.timers.borrow_mut().insert(
@@ -790,11 +838,20 @@ impl Hub {
                 },
             )
         });
-        self.suspend(seq, reason, ThreadState::Parked);
+        self.suspend_slot(s, seq, reason, ThreadState::Parked);
         if let Some(k) = timer {
             self.timers.borrow_mut().cancel(k);
         }
-        if let Some(p) = self.pending_interrupt() {
+        if s.interrupted.get() {
+            self.unwind_if_interrupted(s);
+        }
+    }
+
+    /// Unwinds the running green thread (slot `s`) if an interrupt is due.
+    #[cold]
+    #[inline(never)]
+    fn unwind_if_interrupted(&self, s: &Slot) {
+        if let Some(p) = self.interrupt_payload(s) {
             panic::resume_unwind(p);
         }
     }

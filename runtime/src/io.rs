@@ -143,6 +143,21 @@ fn io_reason(dir: Ready) -> WaitReason {
     })
 }
 
+/// Clears `dir` in the readiness cache unless the hub has seen a close or
+/// an error on that side (whose edge will not come again).
+#[inline]
+fn clear_if_open(e: &Entry, dir: Ready) {
+    let closed = if dir.intersects(Ready::READABLE) {
+        Ready::READ_CLOSED.0 | Ready::ERROR.0
+    } else {
+        Ready::WRITE_CLOSED.0 | Ready::ERROR.0
+    };
+    let r = e.ready.get();
+    if r & closed == 0 {
+        e.ready.set(r & !dir.0);
+    }
+}
+
 fn timed_out() -> io::Error {
     io::Error::new(
         io::ErrorKind::TimedOut,
@@ -242,17 +257,7 @@ impl Registration {
     /// an error on that side, whose edge will not come again.
     #[inline]
     pub fn drained(&self, dir: Ready) {
-        self.with_entry(|_, e| {
-            let closed = if dir.intersects(Ready::READABLE) {
-                Ready::READ_CLOSED.0 | Ready::ERROR.0
-            } else {
-                Ready::WRITE_CLOSED.0 | Ready::ERROR.0
-            };
-            let r = e.ready.get();
-            if r & closed == 0 {
-                e.ready.set(r & !dir.0);
-            }
-        });
+        self.with_entry(|_, e| clear_if_open(e, dir));
     }
 
     /// Optimistic I/O in one call: runs `op` while `dir` is cached ready,
@@ -301,6 +306,48 @@ impl Registration {
     }
 
     /// Parks until an event for `dir` (or the deadline, or an interrupt).
+    /// [`try_io`](Self::try_io) for a stream read or write of `want`
+    /// bytes: a transfer that moved fewer than `want` (but more than zero)
+    /// bytes drained the kernel's queue (or filled it), so `dir` is
+    /// cleared as [`drained`](Self::drained) would, in the same lookup.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_io`](Self::try_io).
+    #[inline]
+    pub fn try_io_stream(
+        &self,
+        dir: Ready,
+        timeout: Option<std::time::Duration>,
+        want: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> Option<io::Result<usize>> {
+        self.with_entry(|hub, e| {
+            let mut deadline = None;
+            loop {
+                if e.ready.get() & dir.0 != 0 {
+                    match op() {
+                        Ok(n) => {
+                            if n > 0 && n < want {
+                                clear_if_open(e, dir);
+                            }
+                            return Ok(n);
+                        }
+                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                            e.ready.set(e.ready.get() & !dir.0);
+                        }
+                        Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(err) => return Err(err),
+                    }
+                }
+                if deadline.is_none() {
+                    deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+                }
+                self.park(hub, e, dir, deadline, io_reason(dir))?;
+            }
+        })
+    }
+
     #[inline]
     fn park(
         &self,
@@ -325,6 +372,7 @@ impl Registration {
         match primary.get() {
             Some(p) if p.slot != slot && hub.is_parked_on(p.slot, p.seq) => {
                 e.more.borrow_mut().push((dir.0, w));
+                e.extra.set(true);
             }
             _ => primary.set(Some(w)),
         }
@@ -385,6 +433,7 @@ impl Registration {
         let old = self
             .with_entry(|hub, e| {
                 let old = std::mem::replace(&mut *e.callback.borrow_mut(), cb);
+                e.extra.set(added || !e.more.borrow().is_empty());
                 let mut io = hub.io.borrow_mut();
                 io.callbacks = io.callbacks + usize::from(added) - usize::from(old.is_some());
                 old

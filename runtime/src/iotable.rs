@@ -116,6 +116,10 @@ pub(crate) struct Entry {
     /// Waiters beyond the first of each direction: (direction bit, waiter).
     pub(crate) more: RefCell<Vec<(u8, LocalWaiter)>>,
     pub(crate) callback: RefCell<Option<IoCallback>>,
+    /// `more` may be non-empty / `callback` may be set: lets `dispatch`
+    /// skip both `RefCell`s in the common case. Set by whoever fills them,
+    /// cleared by `dispatch` (more) and `alloc`/`release`.
+    pub(crate) extra: Cell<bool>,
 }
 
 impl Entry {
@@ -128,6 +132,7 @@ impl Entry {
             writer: Cell::new(None),
             more: RefCell::new(Vec::new()),
             callback: RefCell::new(None),
+            extra: Cell::new(false),
         }
     }
 }
@@ -158,6 +163,7 @@ impl IoTable {
         e.writer.set(None);
         e.more.borrow_mut().clear();
         *e.callback.borrow_mut() = None;
+        e.extra.set(false);
         self.live += 1;
         (index, e.gen.get(), e)
     }
@@ -189,6 +195,7 @@ impl IoTable {
         e.writer.set(None);
         let cb = e.callback.borrow_mut().take();
         *e.more.borrow_mut() = Vec::new();
+        e.extra.set(false);
         self.free.push(index);
         self.live -= 1;
         if cb.is_some() {
@@ -246,22 +253,31 @@ pub(crate) fn dispatch(io: &RefCell<IoTable>, ev: &Event, wake: impl Fn(u32, u64
             wake(w.slot, w.seq);
         }
     }
+    if e.extra.get() {
+        dispatch_extra(e, bits, wake);
+    }
+}
+
+/// The rest of `dispatch` for an entry with queued waiters or a callback.
+#[cold]
+fn dispatch_extra(e: &Entry, bits: u8, wake: impl Fn(u32, u64)) {
+    let mut left = true;
     if let Ok(mut more) = e.more.try_borrow_mut() {
-        if !more.is_empty() {
-            more.retain(|(dir, w)| {
-                if dir & bits != 0 {
-                    wake(w.slot, w.seq);
-                    false
-                } else {
-                    true
-                }
-            });
-        }
+        more.retain(|(dir, w)| {
+            if dir & bits != 0 {
+                wake(w.slot, w.seq);
+                false
+            } else {
+                true
+            }
+        });
+        left = !more.is_empty();
     }
     let cb = match e.callback.try_borrow() {
         Ok(cb) => cb.clone(),
         Err(_) => None,
     };
+    e.extra.set(left || cb.is_some());
     if let Some(cb) = cb {
         cb(Ready(bits));
     }

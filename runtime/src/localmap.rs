@@ -77,7 +77,16 @@ impl Locals {
 
 /// Drops a green thread's locals; called once by its root, on its stack,
 /// after its body returned or unwound and before its result is published.
+#[inline]
 pub(crate) fn drop_green_locals(locals: &Locals) {
+    if locals.0.borrow().is_empty() {
+        return;
+    }
+    drop_locals_slow(locals);
+}
+
+#[cold]
+fn drop_locals_slow(locals: &Locals) {
     for _ in 0..DROP_ROUNDS {
         let taken = std::mem::take(&mut *locals.0.borrow_mut());
         if taken.is_empty() {

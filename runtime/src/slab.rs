@@ -13,14 +13,13 @@ use std::cell::{Cell, UnsafeCell};
 use std::sync::Arc;
 use std::time::Instant;
 
-use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, Yielder};
 
 use crate::park::WaitReason;
-use crate::stack::StackInfo;
+use crate::stack::{GreenStack, StackInfo};
 use crate::task::{Header, Task};
 
-pub(crate) type Co = Coroutine<(), (), (), DefaultStack>;
+pub(crate) type Co = Coroutine<(), (), (), GreenStack>;
 
 const CHUNK: usize = 64;
 
@@ -114,7 +113,6 @@ impl Slot {
 #[derive(Default)]
 pub(crate) struct TaskSlab {
     chunks: UnsafeCell<Vec<Box<[Slot; CHUNK]>>>,
-    occupied: UnsafeCell<Vec<bool>>,
     free: UnsafeCell<Vec<u32>>,
 }
 
@@ -127,12 +125,9 @@ impl TaskSlab {
         // (the hub's) thread, never while a reference obtained here is used
         // to call them; chunks are boxed, so a `&Slot` survives the outer
         // vector growing.
-        unsafe {
-            if !*(&*self.occupied.get()).get(i)? {
-                return None;
-            }
-            Some(&(&*self.chunks.get())[i / CHUNK][i % CHUNK])
-        }
+        // A slot is occupied while its header pointer is set.
+        let slot = unsafe { (&*self.chunks.get()).get(i / CHUNK)?.get(i % CHUNK)? };
+        (!slot.header.get().is_null()).then_some(slot)
     }
 
     /// Puts `task` in a free slot and returns its index.
@@ -148,7 +143,6 @@ impl TaskSlab {
             let slot = &(&*self.chunks.get())[i / CHUNK][i % CHUNK];
             slot.header.set(task.header());
             *slot.task.get() = Some(task);
-            (&mut *self.occupied.get())[i] = true;
             i as u32
         }
     }
@@ -170,7 +164,6 @@ impl TaskSlab {
                 Err(_) => unreachable!("a chunk has CHUNK slots"),
             };
             chunks.push(chunk);
-            (*self.occupied.get()).resize(base + CHUNK, false);
             (*self.free.get()).extend((base as u32 + 1..(base + CHUNK) as u32).rev());
             base
         }
@@ -190,7 +183,6 @@ impl TaskSlab {
             slot.timeout_pending.set(None);
             slot.interrupted.set(false);
             slot.stack.set(StackInfo::NONE);
-            (&mut *self.occupied.get())[i as usize] = false;
             (*self.free.get()).push(i);
             task
         }
@@ -198,12 +190,8 @@ impl TaskSlab {
 
     /// Indices of occupied slots.
     pub(crate) fn indices(&self) -> Vec<u32> {
-        // SAFETY: see `get`; a snapshot copy.
-        let occ = unsafe { &*self.occupied.get() };
-        occ.iter()
-            .enumerate()
-            .filter(|(_, o)| **o)
-            .map(|(i, _)| i as u32)
-            .collect()
+        // SAFETY: see `get`; read only for this snapshot.
+        let n = unsafe { (*self.chunks.get()).len() } * CHUNK;
+        (0..n as u32).filter(|&i| self.get(i).is_some()).collect()
     }
 }

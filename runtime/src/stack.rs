@@ -3,13 +3,27 @@
 //!
 //! # Layout and cost
 //!
-//! Each stack is one `mmap` of `size + one page`, with the lowest page left
-//! `PROT_NONE` as a guard. That is two kernel mappings (VMAs) per stack; the
-//! default `vm.max_map_count` of 65530 therefore caps a process at roughly
-//! 32,000 live green threads with their own stacks, minus what the rest of
-//! the process maps. Raise it (`sysctl vm.max_map_count=262144`) for more.
-//! Memory is reserved, not committed: a stack costs RSS only for the pages
-//! its green thread actually touched.
+//! Every stack is `size` usable bytes above one guard page. Stacks of the
+//! hub's default size are carved out of *batches*: one `mmap` of
+//! [`BATCH`] stacks at a time (`MAP_NORESERVE`: address space, not
+//! memory), whose guard pages are then installed one by one. On Linux 6.13
+//! and later a guard is a `MADV_GUARD_INSTALL` marker in the page tables,
+//! which does not split the mapping: a batch of 16 stacks is one kernel
+//! mapping (VMA) instead of 32, so `vm.max_map_count` (65530 by default)
+//! no longer caps the number of green threads, and a cold spawn costs one
+//! `madvise` plus the first page fault instead of `mmap` + `mprotect` (+
+//! `munmap` at exit). On older kernels the guard falls back to
+//! `mprotect(PROT_NONE)`, which splits the mapping: two mappings per stack,
+//! about 32,000 live green threads under the default limit (raise it with
+//! `sysctl vm.max_map_count=262144`); when the limit is hit, spawning fails
+//! with an `io::Error` that says so. Stacks of other sizes are mapped one
+//! by one. Memory is reserved, not committed: a stack costs RSS only for
+//! the pages its green thread actually touched.
+//!
+//! Rejected: one `mmap` per stack (what corosensei's `DefaultStack` does):
+//! three syscalls per stack over its life and two mappings each; and
+//! stacks without guard pages (Go's growable stacks need compiler support;
+//! an unguarded overflow silently corrupts a neighbour).
 //!
 //! # Default size
 //!
@@ -23,10 +37,12 @@
 //!
 //! # Pooling
 //!
-//! A finished green thread's stack goes back to its hub's pool (up to
-//! `POOL_MAX`, 4096, stacks), so spawning in steady state does not `mmap`. Pages
-//! a previous green thread touched stay committed; that is the price of not
-//! calling `madvise` on every exit.
+//! A finished green thread's stack goes back to its hub's pool, so spawning
+//! in steady state makes no syscall. Pages a previous green thread touched
+//! stay committed for the first `POOL_MAX` (4096) pooled stacks; beyond
+//! that, a returned stack's pages are given back with
+//! `madvise(MADV_DONTNEED)` (a batch keeps its address space until the hub
+//! ends), so memory follows the live green threads, not the peak.
 //!
 //! # High-water marks
 //!
@@ -50,10 +66,14 @@
 
 use std::cell::Cell;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::panic::Location;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Once, OnceLock};
 
-use corosensei::stack::{DefaultStack, Stack};
+use corosensei::stack::valgrind::ValgrindStackRegistration;
+use corosensei::stack::{Stack, StackPointer};
 
 /// The default usable stack size of a green thread: 128 KiB.
 pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
@@ -61,10 +81,151 @@ pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
 /// How many stacks of the default size a hub keeps for reuse.
 pub(crate) const POOL_MAX: usize = 4096;
 
+/// Stacks of the default size mapped by one `mmap`.
+pub(crate) const BATCH: usize = 16;
+
+/// `madvise` advice that installs a guard marker (Linux 6.13+).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Whether `MADV_GUARD_INSTALL` works here: 0 unknown, 1 yes, 2 no.
+static GUARD_REGIONS: AtomicU8 = AtomicU8::new(0);
+
+/// Turns -1 into the OS error.
+fn check(r: libc::c_int) -> io::Result<()> {
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Makes the page at `addr` a guard page.
+fn install_guard(addr: *mut u8, page: usize) -> io::Result<()> {
+    if GUARD_REGIONS.load(Ordering::Relaxed) != 2 {
+        // SAFETY: `addr` is a page of a private anonymous mapping we own
+        // and nothing uses yet; a guard marker only makes it fault.
+        match check(unsafe { libc::madvise(addr.cast(), page, MADV_GUARD_INSTALL) }) {
+            Ok(()) => {
+                GUARD_REGIONS.store(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                GUARD_REGIONS.store(2, Ordering::Relaxed);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // SAFETY: as above; PROT_NONE only makes the page fault.
+    check(unsafe { libc::mprotect(addr.cast(), page, libc::PROT_NONE) })
+}
+
+/// Maps `len` bytes of private, unreserved, writable address space.
+fn map(len: usize) -> io::Result<*mut u8> {
+    // SAFETY: an anonymous mapping at an address of the kernel's choice;
+    // the result is checked below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(p.cast())
+    }
+}
+
+/// One `mmap` region; unmapped when the last stack in it is dropped.
+struct Region {
+    addr: *mut u8,
+    len: usize,
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: the region was mapped by `map` with this length, and every
+        // stack carved from it holds an `Rc` to it, so none is in use.
+        unsafe { libc::munmap(self.addr.cast(), self.len) };
+    }
+}
+
+/// A green thread's stack: `[limit, limit + page)` is the guard, the rest
+/// up to `base` is usable. Lives on its hub's thread only.
+pub(crate) struct GreenStack {
+    base: StackPointer,
+    limit: StackPointer,
+    _region: Rc<Region>,
+    valgrind: ManuallyDrop<ValgrindStackRegistration>,
+}
+
+impl GreenStack {
+    /// Carves the stack at `[lo, lo + page + size)` out of `region`, whose
+    /// guard page is already installed.
+    fn carve(region: &Rc<Region>, lo: usize, size: usize, page: usize) -> GreenStack {
+        let len = page + size;
+        GreenStack {
+            base: StackPointer::new(lo + len).expect("mapped address is non-zero"),
+            limit: StackPointer::new(lo).expect("mapped address is non-zero"),
+            _region: region.clone(),
+            valgrind: ManuallyDrop::new(ValgrindStackRegistration::new(lo as *mut u8, len)),
+        }
+    }
+
+    /// Usable bytes.
+    fn size(&self) -> usize {
+        self.base.get() - self.limit.get() - page_size()
+    }
+
+    /// Gives the usable pages back to the kernel (they read as zero later).
+    fn release_pages(&self) {
+        let page = page_size();
+        // SAFETY: the usable range belongs to this stack, which no green
+        // thread runs on (it is being pooled).
+        unsafe {
+            libc::madvise(
+                (self.limit.get() + page) as *mut libc::c_void,
+                self.size(),
+                libc::MADV_DONTNEED,
+            )
+        };
+    }
+}
+
+impl Drop for GreenStack {
+    fn drop(&mut self) {
+        // SAFETY: dropped exactly once, here.
+        unsafe { ManuallyDrop::drop(&mut self.valgrind) };
+    }
+}
+
+// SAFETY: `base` and `limit` bound memory owned by this stack (kept mapped
+// by `_region`), aligned to pages (so to STACK_ALIGNMENT), at least
+// MIN_STACK_SIZE usable bytes (sizes are rounded up to 16 KiB), with a
+// guard page at `limit` installed before the stack is handed out.
+unsafe impl Stack for GreenStack {
+    #[inline]
+    fn base(&self) -> StackPointer {
+        self.base
+    }
+
+    #[inline]
+    fn limit(&self) -> StackPointer {
+        self.limit
+    }
+}
+
 /// A pool of stacks of one size.
 pub(crate) struct StackPool {
     size: usize,
-    free: Vec<DefaultStack>,
+    free: Vec<GreenStack>,
+    /// Stacks of the current batch not handed out yet: their guards are
+    /// installed lazily, as each is first used.
+    fresh: Vec<(Rc<Region>, usize)>,
 }
 
 impl StackPool {
@@ -72,6 +233,7 @@ impl StackPool {
         StackPool {
             size: round_to_page(size),
             free: Vec::new(),
+            fresh: Vec::new(),
         }
     }
 
@@ -80,36 +242,80 @@ impl StackPool {
     }
 
     /// A stack of at least `size` bytes (the pool's size if `None`).
-    pub(crate) fn get(&mut self, size: Option<usize>) -> io::Result<DefaultStack> {
+    pub(crate) fn get(&mut self, size: Option<usize>) -> io::Result<GreenStack> {
         let size = size.map(round_to_page).unwrap_or(self.size);
-        if size == self.size {
+        let r = if size == self.size {
             if let Some(s) = self.free.pop() {
                 return Ok(s);
             }
-        }
-        DefaultStack::new(size).map_err(|e| {
+            self.next_in_batch()
+        } else {
+            Self::single(size)
+        };
+        r.map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!(
                     "greenio: cannot map a {size}-byte green-thread stack: {e} \
-                     (each stack needs two memory mappings; check vm.max_map_count \
+                     (check vm.max_map_count, which caps memory mappings, \
                      and available address space)"
                 ),
             )
         })
     }
 
-    /// Whether `get(size)` would be served from the pool.
+    /// The next stack of the current batch, mapping a new batch if needed.
+    fn next_in_batch(&mut self) -> io::Result<GreenStack> {
+        let page = page_size();
+        let stride = page + self.size;
+        if self.fresh.is_empty() {
+            let len = stride
+                .checked_mul(BATCH)
+                .ok_or(io::ErrorKind::InvalidInput)?;
+            let region = Rc::new(Region {
+                addr: map(len)?,
+                len,
+            });
+            let lo = region.addr as usize;
+            // Hand out from the low end first (the order does not matter).
+            self.fresh
+                .extend((0..BATCH).rev().map(|i| (region.clone(), lo + i * stride)));
+        }
+        let (region, lo) = self.fresh.pop().expect("refilled above");
+        if let Err(e) = install_guard(lo as *mut u8, page) {
+            self.fresh.push((region, lo));
+            return Err(e);
+        }
+        Ok(GreenStack::carve(&region, lo, self.size, page))
+    }
+
+    /// A stack of a size other than the pool's, mapped on its own.
+    fn single(size: usize) -> io::Result<GreenStack> {
+        let page = page_size();
+        let len = size.checked_add(page).ok_or(io::ErrorKind::InvalidInput)?;
+        let region = Rc::new(Region {
+            addr: map(len)?,
+            len,
+        });
+        install_guard(region.addr, page)?;
+        let lo = region.addr as usize;
+        Ok(GreenStack::carve(&region, lo, size, page))
+    }
+
+    /// Whether `get(size)` would be served without a syscall-heavy map.
     pub(crate) fn has_free(&self, size: Option<usize>) -> bool {
         !self.free.is_empty() && size.is_none_or(|s| round_to_page(s) == self.size)
     }
 
-    /// Returns a stack to the pool, or unmaps it.
-    pub(crate) fn put(&mut self, stack: DefaultStack) {
-        let len = stack.base().get() - stack.limit().get() - page_size();
-        if len == self.size && self.free.len() < POOL_MAX {
-            self.free.push(stack);
+    /// Returns a stack to the pool (stacks of other sizes are unmapped).
+    pub(crate) fn put(&mut self, stack: GreenStack) {
+        if stack.size() != self.size {
+            return;
         }
+        if self.free.len() >= POOL_MAX {
+            stack.release_pages();
+        }
+        self.free.push(stack);
     }
 
     pub(crate) fn pooled(&self) -> usize {
@@ -207,7 +413,7 @@ impl StackInfo {
     };
 
     pub(crate) fn of(
-        stack: &DefaultStack,
+        stack: &GreenStack,
         id: u64,
         name: Option<&str>,
         site: &'static Location<'static>,
