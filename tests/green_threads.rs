@@ -258,3 +258,29 @@ fn stack_mmap_failure_is_a_clear_error() {
         assert_eq!(greenio::spawn(|| 3).join().unwrap(), 3);
     });
 }
+
+/// `JoinHandle<T>` is `Send + Sync` for every `T: Send`, as std's is: a
+/// handle to a `Cell` result (Send, not Sync) can be shared with an OS
+/// thread by reference.
+#[test]
+fn join_handle_is_sync_for_send_but_not_sync_results() {
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    greenio::run(|| {
+        let h = greenio::spawn(|| std::cell::Cell::new(7u32));
+        assert_send_sync(&h);
+        let finished = std::thread::scope(|s| {
+            let watcher = s.spawn(|| {
+                let t = std::time::Instant::now();
+                while !h.is_finished() && t.elapsed() < std::time::Duration::from_secs(30) {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                h.is_finished()
+            });
+            // Let the child run while the OS thread watches its handle.
+            greenio::yield_now();
+            watcher.join().unwrap()
+        });
+        assert!(finished);
+        assert_eq!(h.join().unwrap().get(), 7);
+    });
+}

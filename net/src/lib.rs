@@ -110,7 +110,6 @@
 
 mod accept;
 mod dns;
-mod misuse;
 mod source;
 mod sys;
 mod tcp;
@@ -118,7 +117,7 @@ mod udp;
 pub mod unix;
 
 pub use dns::{lookup_host, ToSocketAddrs};
-pub use misuse::Misuse;
+pub use greenio_runtime::Misuse;
 pub mod lines;
 pub use lines::{Line, LineReader};
 pub use tcp::{Incoming, TcpListener, TcpStream};

@@ -329,7 +329,7 @@ pub(crate) fn is_not_connected(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotConnected || e.raw_os_error() == Some(libc::EINPROGRESS)
 }
 
-/// The deadline `timeout` from now, saturating far in the future.
+/// The deadline `timeout` from now (see `greenio::wait::deadline_after`).
 pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.and_then(|t| Instant::now().checked_add(t))
+    timeout.and_then(greenio_runtime::wait::deadline_after)
 }

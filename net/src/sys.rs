@@ -15,23 +15,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-/// Evaluates a libc call returning a signed integer and converts `-1` into
-/// `Err(io::Error::last_os_error())`.
-///
-/// ```text
-/// // SAFETY: `fd` is an open socket owned by the caller.
-/// let n = syscall!(unsafe { libc::shutdown(fd, libc::SHUT_WR) })?;
-/// ```
-macro_rules! syscall {
-    ($call:expr) => {{
-        let res = $call;
-        if res == -1 {
-            Err(::std::io::Error::last_os_error())
-        } else {
-            Ok(res)
-        }
-    }};
-}
+pub(crate) use greenio_runtime::syscall;
 
 /// Flags of every `send` we make: never raise `SIGPIPE` (a reset peer gives
 /// `EPIPE`, i.e. `ErrorKind::BrokenPipe`), and never block.

@@ -37,7 +37,7 @@ use crate::wait::{deadline_after, WaitReason, Waiter};
 const SPAWN: WaitReason = WaitReason::sync("group spawn");
 const JOIN: WaitReason = WaitReason::sync("group join");
 
-struct State {
+struct GroupState {
     /// Running members by key; `None` while the spawner is between
     /// reserving the place and recording the green thread.
     running: HashMap<u64, Option<GreenThread>>,
@@ -54,7 +54,7 @@ struct State {
 
 struct Inner {
     limit: Option<usize>,
-    state: SpinLock<State>,
+    state: SpinLock<GroupState>,
 }
 
 /// A set of green threads that can be waited for or cancelled together,
@@ -168,7 +168,7 @@ impl Group {
         Group {
             inner: Arc::new(Inner {
                 limit,
-                state: SpinLock::new(State {
+                state: SpinLock::new(GroupState {
                     running: HashMap::new(),
                     next_key: 0,
                     finished: 0,
@@ -435,7 +435,11 @@ impl Group {
 
     /// Parks until `done(state)` holds; returns the finished count then,
     /// or `None` at the deadline.
-    fn wait_for(&self, done: impl Fn(&State) -> bool, deadline: Option<Instant>) -> Option<u64> {
+    fn wait_for(
+        &self,
+        done: impl Fn(&GroupState) -> bool,
+        deadline: Option<Instant>,
+    ) -> Option<u64> {
         loop {
             let w = {
                 let mut s = lock(&self.inner.state);

@@ -49,8 +49,10 @@ use mio::Interest;
 use crate::hub::{self, Hub};
 use crate::iotable::{token, Entry, LocalWaiter};
 pub use crate::iotable::{IoCallback, Ready};
+use crate::misuse::Misuse;
 use crate::park::WaitReason;
 use crate::shared::{HubShared, Msg};
+use crate::wait::deadline_after;
 
 /// A source registered with the current hub for both directions,
 /// edge-triggered, with a readiness cache and per-direction waiters.
@@ -122,16 +124,12 @@ impl fmt::Debug for Registration {
 }
 
 fn not_on_hub() -> io::Error {
-    io::Error::other(
-        "greenio: socket operation outside a hub; run it inside greenio::run (a green thread)",
-    )
+    Misuse::OutsideRuntime.into()
 }
 
 fn other_hub(mine: usize, cur: usize) -> io::Error {
-    io::Error::other(format!(
-        "greenio: socket registered on hub {mine} used from hub {cur}; \
-         give each hub its own socket (try_clone) instead of moving it"
-    ))
+    log::debug!(target: "greenio", "source registered on hub {mine} used from hub {cur}");
+    Misuse::OtherHub.into()
 }
 
 /// What a socket wait in direction `dir` shows in `dump`.
@@ -298,14 +296,13 @@ impl Registration {
                     }
                 }
                 if deadline.is_none() {
-                    deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+                    deadline = timeout.and_then(deadline_after);
                 }
                 self.park(hub, e, dir, deadline, io_reason(dir))?;
             }
         })
     }
 
-    /// Parks until an event for `dir` (or the deadline, or an interrupt).
     /// [`try_io`](Self::try_io) for a stream read or write of `want`
     /// bytes: a transfer that moved fewer than `want` (but more than zero)
     /// bytes drained the kernel's queue (or filled it), so `dir` is
@@ -341,13 +338,14 @@ impl Registration {
                     }
                 }
                 if deadline.is_none() {
-                    deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+                    deadline = timeout.and_then(deadline_after);
                 }
                 self.park(hub, e, dir, deadline, io_reason(dir))?;
             }
         })
     }
 
+    /// Parks until an event for `dir` (or the deadline, or an interrupt).
     #[inline]
     fn park(
         &self,
@@ -357,12 +355,9 @@ impl Registration {
         deadline: Option<Instant>,
         reason: WaitReason,
     ) -> io::Result<()> {
-        let (slot, seq) = hub.local_seq().ok_or_else(|| {
-            io::Error::other(
-                "greenio: blocking socket call outside a green thread; \
-                 call it inside greenio::run or a spawned green thread",
-            )
-        })?;
+        let (slot, seq) = hub
+            .local_seq()
+            .ok_or_else(|| io::Error::from(Misuse::OutsideGreenThread))?;
         let w = LocalWaiter { slot, seq };
         let primary = if dir.intersects(Ready::READABLE) {
             &e.reader
@@ -438,7 +433,7 @@ impl Registration {
                 io.callbacks = io.callbacks + usize::from(added) - usize::from(old.is_some());
                 old
             })
-            .ok_or_else(|| io::Error::other("greenio: set_callback from another hub"))?;
+            .ok_or_else(|| io::Error::from(Misuse::OtherHub))?;
         drop(old);
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! the hub loop supplies, so this file knows nothing of the loop; the
 //! protocol around it is described in [`crate::io`].
 
+use crate::chunk::boxed_chunk;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
@@ -176,11 +177,7 @@ impl IoTable {
     #[inline(never)]
     fn grow(&mut self) -> u32 {
         let base = (self.chunks.len() * CHUNK) as u32;
-        let chunk: Vec<Entry> = (0..CHUNK).map(|_| Entry::empty()).collect();
-        let chunk: Box<[Entry; CHUNK]> = match chunk.into_boxed_slice().try_into() {
-            Ok(c) => c,
-            Err(_) => unreachable!("a chunk has CHUNK entries"),
-        };
+        let chunk: Box<[Entry; CHUNK]> = boxed_chunk(Entry::empty);
         self.chunks.push(chunk);
         self.free.extend((base + 1..base + CHUNK as u32).rev());
         base

@@ -49,26 +49,8 @@
 //! async channel, a computation, [`JoinHandle`]s) is polled right on the
 //! green thread; one that needs tokio's reactor (a tokio socket or timer)
 //! runs on a tokio runtime kept on a side OS thread, and the green thread
-//! awaits the task (tokio is not a dependency of this crate, so this one is
-//! not compiled here; `tests/interop.rs` runs the same code):
-//!
-//! ```ignore
-//! # fn main() -> std::io::Result<()> {
-//! let tokio_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-//! let handle = tokio_rt.handle().clone();
-//! std::thread::spawn(move || tokio_rt.block_on(std::future::pending::<()>()));
-//!
-//! greenio::run(|| {
-//!     let task = handle.spawn(async {
-//!         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-//!         "done by tokio"
-//!     });
-//!     // Parks only this green thread until tokio's worker wakes it.
-//!     assert_eq!(greenio::block_on(task).unwrap(), "done by tokio");
-//! });
-//! # Ok(())
-//! # }
-//! ```
+//! awaits the task: the facade crate's docs (`greenio`) show it compiled
+//! and run, as does `examples/async_bridge.rs`.
 //!
 //! Each such call costs a hop to the tokio thread and one cross-thread
 //! wakeup back. `cargo run --release --example async_bridge -- --measure
@@ -83,9 +65,13 @@
 // Layers, bottom up; a file imports only from its own layer's leaves or
 // from below (see the essay in hub.rs).
 // Leaves:
+#[macro_use]
+mod sys;
 mod blocking;
+mod chunk;
 mod coop;
 mod localmap;
+mod misuse;
 mod park;
 mod runq;
 mod stack;
@@ -125,6 +111,7 @@ pub use group::Group;
 pub use hub::Stats;
 pub use introspect::{dump, stack_size, stats, Dump, ThreadInfo, ThreadState};
 pub use local::GreenLocal;
+pub use misuse::Misuse;
 pub use runtime::{hub_count, run, Runtime, RuntimeBuilder};
 pub use stack::DEFAULT_STACK_SIZE;
 pub use task::JoinError;

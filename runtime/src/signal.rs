@@ -139,6 +139,7 @@ use mio::unix::pipe;
 use mio::Interest;
 
 use crate::io::{Ready, Registration};
+use crate::misuse::Misuse;
 use crate::wait::WaitReason;
 
 pub use libc::{
@@ -212,18 +213,6 @@ static PREV: PrevActions = PrevActions(
 
 /// Serialises installation (normal context only, never the handler).
 static INSTALL_LOCK: Mutex<()> = Mutex::new(());
-
-/// Turns a libc return value of -1 into `io::Error::last_os_error()`.
-macro_rules! syscall {
-    ($e:expr) => {{
-        let r = $e;
-        if r == -1 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(r)
-        }
-    }};
-}
 
 fn bit(sig: i32) -> u64 {
     1u64 << (sig - 1)
@@ -702,7 +691,7 @@ impl Signals {
     /// });
     /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> io::Result<i32> {
-        self.recv_deadline(Instant::now().checked_add(timeout))
+        self.recv_deadline(crate::wait::deadline_after(timeout))
     }
 
     fn recv_deadline(&mut self, deadline: Option<Instant>) -> io::Result<i32> {
@@ -745,11 +734,12 @@ impl Signals {
     /// Moves what the pipe holds into `queue`, then the overflow bits.
     fn fill(&mut self) -> io::Result<()> {
         if !self.reg.is_local() {
-            return Err(io::Error::other(format!(
-                "greenio::signal: Signals created on hub {} used elsewhere; \
-                 create one Signals per hub",
+            log::debug!(
+                target: "greenio",
+                "Signals created on hub {} used elsewhere; create one Signals per hub",
                 self.reg.hub_index()
-            )));
+            );
+            return Err(Misuse::OtherHub.into());
         }
         // Read even when the readiness cache says "not readable": the cache
         // learns of new bytes only at the hub's next poll, and `try_recv`

@@ -9,6 +9,7 @@
 //! the switch path free of `RefCell` bookkeeping and of moves of the
 //! coroutine in and out of the table.
 
+use crate::chunk::boxed_chunk;
 use std::cell::{Cell, UnsafeCell};
 use std::sync::Arc;
 use std::time::Instant;
@@ -158,11 +159,7 @@ impl TaskSlab {
         unsafe {
             let chunks = &mut *self.chunks.get();
             let base = chunks.len() * CHUNK;
-            let chunk: Vec<Slot> = (0..CHUNK).map(|_| Slot::empty()).collect();
-            let chunk: Box<[Slot; CHUNK]> = match chunk.into_boxed_slice().try_into() {
-                Ok(c) => c,
-                Err(_) => unreachable!("a chunk has CHUNK slots"),
-            };
+            let chunk: Box<[Slot; CHUNK]> = boxed_chunk(Slot::empty);
             chunks.push(chunk);
             (*self.free.get()).extend((base as u32 + 1..(base + CHUNK) as u32).rev());
             base

@@ -90,22 +90,13 @@ const MADV_GUARD_INSTALL: libc::c_int = 102;
 /// Whether `MADV_GUARD_INSTALL` works here: 0 unknown, 1 yes, 2 no.
 static GUARD_REGIONS: AtomicU8 = AtomicU8::new(0);
 
-/// Turns -1 into the OS error.
-fn check(r: libc::c_int) -> io::Result<()> {
-    if r == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// Makes the page at `addr` a guard page.
 fn install_guard(addr: *mut u8, page: usize) -> io::Result<()> {
     if GUARD_REGIONS.load(Ordering::Relaxed) != 2 {
         // SAFETY: `addr` is a page of a private anonymous mapping we own
         // and nothing uses yet; a guard marker only makes it fault.
-        match check(unsafe { libc::madvise(addr.cast(), page, MADV_GUARD_INSTALL) }) {
-            Ok(()) => {
+        match syscall!(unsafe { libc::madvise(addr.cast(), page, MADV_GUARD_INSTALL) }) {
+            Ok(_) => {
                 GUARD_REGIONS.store(1, Ordering::Relaxed);
                 return Ok(());
             }
@@ -116,7 +107,7 @@ fn install_guard(addr: *mut u8, page: usize) -> io::Result<()> {
         }
     }
     // SAFETY: as above; PROT_NONE only makes the page fault.
-    check(unsafe { libc::mprotect(addr.cast(), page, libc::PROT_NONE) })
+    syscall!(unsafe { libc::mprotect(addr.cast(), page, libc::PROT_NONE) }).map(drop)
 }
 
 /// Maps `len` bytes of private, unreserved, writable address space.

@@ -59,7 +59,7 @@ impl From<Elapsed> for std::io::Error {
 /// });
 /// ```
 pub fn timeout<T>(d: Duration, body: impl FnOnce() -> T) -> Result<T, Elapsed> {
-    match Instant::now().checked_add(d) {
+    match crate::wait::deadline_after(d) {
         Some(deadline) => timeout_at(deadline, body),
         None => Ok(body()),
     }

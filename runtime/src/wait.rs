@@ -303,8 +303,18 @@ pub(crate) fn sleep_until(deadline: Instant) {
     }
 }
 
-/// Converts a timeout into a deadline; `None` when it is too far away to
-/// represent (callers treat that as "no deadline").
-pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
+/// The deadline `d` from now; `None` when it is too far away to represent
+/// (callers treat that as "no deadline"). greenio's one conversion from a
+/// timeout to a deadline.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use greenio::wait::deadline_after;
+/// assert!(deadline_after(Duration::from_secs(1)).is_some());
+/// assert!(deadline_after(Duration::MAX).is_none());
+/// ```
+pub fn deadline_after(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
 }

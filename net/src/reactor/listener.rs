@@ -284,13 +284,15 @@ impl Listener {
     pub fn shutdown(&self, grace: Duration) {
         self.inner.close();
         let t = self.inner.tracker();
-        if t.wait_idle(Instant::now().checked_add(grace)) {
+        if t.wait_idle(greenio_runtime::wait::deadline_after(grace)) {
             return;
         }
         t.abort_all();
         // Aborted connections are notified by runs scheduled right away;
         // the bound only guards against a handler that never returns.
-        t.wait_idle(Instant::now().checked_add(Duration::from_secs(10)));
+        t.wait_idle(greenio_runtime::wait::deadline_after(Duration::from_secs(
+            10,
+        )));
     }
 }
 

@@ -14,7 +14,7 @@ use crate::wait::{WaitReason, Waiter};
 
 const REASON: WaitReason = WaitReason::sync("barrier wait");
 
-struct State {
+struct BarrierState {
     arrived: usize,
     generation: u64,
     waiters: WaitQueue,
@@ -42,7 +42,7 @@ struct State {
 /// ```
 pub struct Barrier {
     n: usize,
-    state: SpinLock<State>,
+    state: SpinLock<BarrierState>,
 }
 
 /// What [`Barrier::wait`] returns: whether this caller was the leader.
@@ -82,7 +82,7 @@ impl Barrier {
     pub const fn new(n: usize) -> Barrier {
         Barrier {
             n,
-            state: SpinLock::new(State {
+            state: SpinLock::new(BarrierState {
                 arrived: 0,
                 generation: 0,
                 waiters: WaitQueue::new(),

@@ -56,7 +56,7 @@ const RECV: WaitReason = WaitReason::sync("channel recv");
 
 /// The shared half of a channel.
 pub(crate) struct Chan<T> {
-    state: SpinLock<State<T>>,
+    state: SpinLock<ChannelState<T>>,
     /// `None` for an unbounded channel; `Some(0)` for a rendezvous.
     cap: Option<usize>,
     /// Live `Sender` handles; the last one to drop disconnects.
@@ -66,7 +66,7 @@ pub(crate) struct Chan<T> {
 }
 
 /// Everything under the channel's lock.
-struct State<T> {
+struct ChannelState<T> {
     /// Messages not yet received, oldest first.
     buf: VecDeque<T>,
     /// Rendezvous only: one entry per message of `buf`, in the same order.
@@ -117,7 +117,7 @@ enum Side {
     Recv,
 }
 
-impl<T> State<T> {
+impl<T> ChannelState<T> {
     fn queue(&mut self, side: Side) -> &mut WaitQueue {
         match side {
             Side::Send => &mut self.send_q,
@@ -275,7 +275,7 @@ fn expired(deadline: Option<Instant>) -> bool {
 impl<T> Chan<T> {
     fn new(cap: Option<usize>) -> Chan<T> {
         Chan {
-            state: SpinLock::new(State {
+            state: SpinLock::new(ChannelState {
                 buf: VecDeque::new(),
                 pending: VecDeque::new(),
                 next_ticket: 0,

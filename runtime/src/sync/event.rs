@@ -16,7 +16,7 @@ use crate::wait::{deadline_after, WaitReason, Waiter};
 
 const REASON: WaitReason = WaitReason::sync("event wait");
 
-struct State {
+struct EventState {
     /// Incremented by every `set` that turns the flag on.
     generation: u64,
     waiters: WaitQueue,
@@ -46,7 +46,7 @@ struct State {
 pub struct Event {
     /// The flag, readable without the lock.
     flag: AtomicBool,
-    state: SpinLock<State>,
+    state: SpinLock<EventState>,
 }
 
 impl Event {
@@ -60,7 +60,7 @@ impl Event {
     pub const fn new() -> Event {
         Event {
             flag: AtomicBool::new(false),
-            state: SpinLock::new(State {
+            state: SpinLock::new(EventState {
                 generation: 0,
                 waiters: WaitQueue::new(),
             }),

@@ -20,7 +20,7 @@ use crate::wait::{WaitReason, Waiter};
 const READ: WaitReason = WaitReason::sync("rwlock read");
 const WRITE: WaitReason = WaitReason::sync("rwlock write");
 
-struct State {
+struct RwLockState {
     /// Readers holding the lock.
     readers: usize,
     /// A writer holds the lock.
@@ -52,7 +52,7 @@ struct State {
 /// assert_eq!(*lock.read(), 6);
 /// ```
 pub struct RwLock<T: ?Sized> {
-    state: SpinLock<State>,
+    state: SpinLock<RwLockState>,
     data: UnsafeCell<T>,
 }
 
@@ -108,7 +108,7 @@ impl<T> RwLock<T> {
     /// ```
     pub const fn new(value: T) -> RwLock<T> {
         RwLock {
-            state: SpinLock::new(State {
+            state: SpinLock::new(RwLockState {
                 readers: 0,
                 writer: false,
                 writers_waiting: 0,
@@ -281,7 +281,7 @@ impl<T: ?Sized> RwLock<T> {
 }
 
 /// Lets readers in when no writer holds or waits any more.
-fn release_readers(s: &mut State) {
+fn release_readers(s: &mut RwLockState) {
     if !s.writer && s.writers_waiting == 0 {
         s.read_q.wake_all();
     }

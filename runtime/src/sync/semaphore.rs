@@ -15,7 +15,7 @@ use crate::wait::{deadline_after, WaitReason, Waiter};
 
 const REASON: WaitReason = WaitReason::sync("semaphore acquire");
 
-struct State {
+struct SemaphoreState {
     permits: usize,
     waiters: WaitQueue,
 }
@@ -53,7 +53,7 @@ struct State {
 /// });
 /// ```
 pub struct Semaphore {
-    state: SpinLock<State>,
+    state: SpinLock<SemaphoreState>,
 }
 
 /// A permit of a [`Semaphore`]; released when dropped.
@@ -83,7 +83,7 @@ impl Semaphore {
     /// ```
     pub const fn new(permits: usize) -> Semaphore {
         Semaphore {
-            state: SpinLock::new(State {
+            state: SpinLock::new(SemaphoreState {
                 permits,
                 waiters: WaitQueue::new(),
             }),

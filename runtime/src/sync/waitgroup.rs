@@ -9,7 +9,7 @@ use crate::wait::{deadline_after, WaitReason, Waiter};
 
 const REASON: WaitReason = WaitReason::sync("waitgroup wait");
 
-struct State {
+struct WaitGroupState {
     count: usize,
     waiters: WaitQueue,
 }
@@ -39,7 +39,7 @@ struct State {
 /// });
 /// ```
 pub struct WaitGroup {
-    state: SpinLock<State>,
+    state: SpinLock<WaitGroupState>,
 }
 
 impl WaitGroup {
@@ -53,7 +53,7 @@ impl WaitGroup {
     /// ```
     pub const fn new() -> WaitGroup {
         WaitGroup {
-            state: SpinLock::new(State {
+            state: SpinLock::new(WaitGroupState {
                 count: 0,
                 waiters: WaitQueue::new(),
             }),

@@ -12,11 +12,12 @@ use std::io;
 ///
 /// # Examples
 ///
-/// Parking on a socket needs a green thread; on a plain thread the call
-/// fails with [`Misuse::OutsideRuntime`]:
+/// Parking on a socket needs a runtime; on a plain thread the call fails
+/// with [`Misuse::OutsideRuntime`] (`greenio::net::Misuse` is this type):
 ///
 /// ```
-/// use greenio::net::{Misuse, TcpListener};
+/// use greenio::net::TcpListener;
+/// use greenio::Misuse;
 ///
 /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
 /// let err = listener.accept().unwrap_err(); // nobody connects: it would park
@@ -29,9 +30,13 @@ pub enum Misuse {
     /// Called outside a runtime, where no hub can park the caller: call it
     /// inside `greenio::run` (or a green thread it spawned).
     OutsideRuntime,
-    /// The socket is in use by a green thread of another hub while this
-    /// hub tried to use it: give each hub its own handle (`try_clone`).
+    /// The socket (or `Signals`) belongs to another hub than the caller's:
+    /// give each hub its own handle (`try_clone`, one `Signals` per hub).
     OtherHub,
+    /// A call that must wait, made on a hub's thread but outside any green
+    /// thread (from a reactor callback, say): spawn a green thread for it,
+    /// or use the `try_` variant.
+    OutsideGreenThread,
 }
 
 impl Misuse {
@@ -40,7 +45,7 @@ impl Misuse {
     /// # Examples
     ///
     /// ```
-    /// use greenio::net::Misuse;
+    /// use greenio::Misuse;
     /// use std::io;
     ///
     /// let err = io::Error::from(Misuse::OtherHub);
@@ -62,6 +67,10 @@ impl fmt::Display for Misuse {
             Misuse::OtherHub => {
                 "greenio: socket is in use by a green thread of another hub; \
                  give each hub its own handle (try_clone)"
+            }
+            Misuse::OutsideGreenThread => {
+                "greenio: blocking call on a hub thread outside a green thread; \
+                 call it inside greenio::run or a spawned green thread"
             }
         })
     }
