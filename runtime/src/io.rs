@@ -345,6 +345,65 @@ impl Registration {
         })
     }
 
+    /// Optimistic I/O that never parks, for callbacks (the reactor style):
+    /// runs `op` if `dir` is cached ready; `WouldBlock` from `op` clears
+    /// the bit and is returned, as it is when the bit is already clear (no
+    /// syscall then). `Interrupted` is retried. With `want = Some(n)` the
+    /// call is a stream transfer of `n` bytes and the short-transfer rule of
+    /// [`try_io_stream`](Self::try_io_stream) applies to its `Ok` value.
+    ///
+    /// # Errors
+    ///
+    /// The error of `op`; `WouldBlock` when `dir` is not ready;
+    /// [`Misuse::OtherHub`](crate::Misuse::OtherHub) off the
+    /// registration's hub.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenio::io::{Ready, Registration};
+    /// use std::io::{ErrorKind, Read};
+    ///
+    /// greenio::run(|| {
+    ///     let (_tx, mut rx) = mio::unix::pipe::new().unwrap();
+    ///     let reg = Registration::new(&mut rx).unwrap();
+    ///     let mut buf = [0u8; 8];
+    ///     // Nothing written: the first call makes the syscall and learns
+    ///     // WouldBlock, the second answers from the cache.
+    ///     let e = reg.try_once(Ready::READABLE, None, || rx.read(&mut buf)).unwrap_err();
+    ///     assert_eq!(e.kind(), ErrorKind::WouldBlock);
+    ///     assert!(!reg.readiness().intersects(Ready::READABLE));
+    /// });
+    /// ```
+    #[inline]
+    pub fn try_once(
+        &self,
+        dir: Ready,
+        want: Option<usize>,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.with_entry(|_, e| loop {
+            if e.ready.get() & dir.0 == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            match op() {
+                Ok(n) => {
+                    if want.is_some_and(|w| n > 0 && n < w) {
+                        clear_if_open(e, dir);
+                    }
+                    return Ok(n);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    e.ready.set(e.ready.get() & !dir.0);
+                    return Err(err);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            }
+        })
+        .unwrap_or_else(|| Err(Misuse::OtherHub.into()))
+    }
+
     /// Parks until an event for `dir` (or the deadline, or an interrupt).
     #[inline]
     fn park(
