@@ -86,10 +86,8 @@
 //!   through one thread-local pointer that is set only while it runs and
 //!   never handed out: callers get a `&Hub` inside [`with_hub`]'s closure.
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::panic;
 use std::ptr;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
@@ -100,20 +98,20 @@ use mio::{Events, Poll, Token};
 
 use crate::coop::Budget;
 use crate::iotable::{self, IoTable};
-use crate::park::{WaitKind, WaitReason, NOTIFIED, TIMED_OUT, WAITING};
+use crate::park::{WaitKind, WaitReason, NOTIFIED, TIMED_OUT};
 use crate::runq::RunQueue;
 use crate::shared::{HubShared, Msg, RuntimeShared};
 use crate::slab::{Co, CoState, Slot, TaskSlab, ThreadState};
 use crate::stack::{self, GreenStack, StackInfo, StackPool};
 use crate::task::{self, Target, Task, WaitToken};
 use crate::timer::Timers;
-use crate::unwind::{CancelUnwind, TimeoutUnwind};
 
 /// The mio token of the hub's waker.
 pub(crate) const WAKER: Token = Token(usize::MAX);
 /// Resumes per loop turn before the hub polls again.
 const BUDGET: usize = 256;
-const NO_SLOT: u32 = u32::MAX;
+/// `current` while the loop itself runs.
+pub(crate) const NO_SLOT: u32 = u32::MAX;
 /// How long a busy hub may run green threads without polling I/O.
 const BUSY_POLL_INTERVAL: Duration = Duration::from_micros(50);
 /// Inbox checks before a hub with recent cross-thread traffic sleeps
@@ -182,10 +180,10 @@ pub(crate) struct Hub {
     events: RefCell<Events>,
     /// The green threads; slots are stable while occupied.
     pub(crate) tasks: TaskSlab,
-    ready: RunQueue,
+    pub(crate) ready: RunQueue,
     /// Green threads that spent their fair budget (`coop.rs`): made ready
     /// after the next poll, so timers and sockets get their turn first.
-    deferred: RunQueue,
+    pub(crate) deferred: RunQueue,
     /// Sleeps, wait deadlines and timeout scopes.
     pub(crate) timers: RefCell<Timers<Action>>,
     /// Registered I/O sources.
@@ -193,7 +191,7 @@ pub(crate) struct Hub {
     /// Stacks for reuse.
     pub(crate) stacks: RefCell<StackPool>,
     /// Slot of the running green thread, `NO_SLOT` in the loop.
-    current: Cell<u32>,
+    pub(crate) current: Cell<u32>,
     /// Pointer to that slot (valid while `current != NO_SLOT`).
     cur_slot: Cell<*const Slot>,
     /// Yielder of the running green thread.
@@ -218,11 +216,11 @@ pub(crate) struct Hub {
     finishing: Cell<bool>,
     /// `polls` when the inbox last had messages.
     inbox_turn: Cell<u64>,
-    spawned: Cell<u64>,
-    switches: Cell<u64>,
-    polls: Cell<u64>,
+    pub(crate) spawned: Cell<u64>,
+    pub(crate) switches: Cell<u64>,
+    pub(crate) polls: Cell<u64>,
     /// The running green thread's fair budget (`coop.rs`).
-    coop: Budget,
+    pub(crate) coop: Budget,
 }
 
 thread_local! {
@@ -624,13 +622,13 @@ impl Hub {
     /// Suspends the running green thread, parked on `seq` in `state`
     /// (`Parked`, or `Ready` when it queued itself).
     #[inline]
-    fn suspend(&self, seq: u64, reason: WaitReason, state: ThreadState) {
+    pub(crate) fn suspend(&self, seq: u64, reason: WaitReason, state: ThreadState) {
         self.suspend_slot(self.cur(), seq, reason, state);
     }
 
     /// `suspend` with the running green thread's slot already at hand.
     #[inline]
-    fn suspend_slot(&self, s: &Slot, seq: u64, reason: WaitReason, state: ThreadState) {
+    pub(crate) fn suspend_slot(&self, s: &Slot, seq: u64, reason: WaitReason, state: ThreadState) {
         s.parked.set(seq);
         s.state.set(state);
         s.reason.set(reason);
@@ -653,159 +651,7 @@ impl Hub {
         }
     }
 
-    // ----- parking ----------------------------------------------------------
-
-    /// Interrupt due for the running green thread: cancel, else an expired
-    /// timeout scope. `None` while unwinding (cleanup code may wait).
-    #[inline]
-    pub(crate) fn pending_interrupt(&self) -> Option<Box<dyn Any + Send>> {
-        let s = self.cur();
-        if !s.interrupted.get() {
-            return None;
-        }
-        self.interrupt_payload(s)
-    }
-
-    #[cold]
-    fn interrupt_payload(&self, s: &Slot) -> Option<Box<dyn Any + Send>> {
-        if std::thread::panicking() {
-            return None;
-        }
-        if s.header().is_cancelled() {
-            return Some(Box::new(CancelUnwind));
-        }
-        s.timeout_pending
-            .get()
-            .map(|id| Box::new(TimeoutUnwind(id)) as Box<dyn Any + Send>)
-    }
-
-    /// Parks the running green thread on `token` (armed by the caller)
-    /// until it is fired, its deadline passes, or it is interrupted (which
-    /// unwinds, after disarming). Returns how the word was fired
-    /// (`NOTIFIED` or `TIMED_OUT`).
-    ///
-    /// # Panics
-    ///
-    /// If `token` is not the running green thread's.
-    pub(crate) fn block(
-        &self,
-        token: &WaitToken,
-        deadline: Option<Instant>,
-        reason: WaitReason,
-    ) -> u64 {
-        let mine = match &token.target {
-            Target::Green(t) => Arc::ptr_eq(t, self.cur().task()),
-            Target::Os(_) => false,
-        };
-        assert!(
-            mine,
-            "greenio: Waiter::wait called outside the green thread that prepared it"
-        );
-        self.block_on_word(token.seq, deadline, reason)
-    }
-
-    /// `block` for wait `seq` of the running green thread's own park word.
-    pub(crate) fn block_on_word(
-        &self,
-        seq: u64,
-        deadline: Option<Instant>,
-        reason: WaitReason,
-    ) -> u64 {
-        let s = self.cur();
-        let h = s.header();
-        let mut timer = None;
-        let state = loop {
-            if let Some(p) = self.pending_interrupt() {
-                let st = h.word.disarm(seq);
-                if st == WAITING {
-                    if let Some(k) = timer {
-                        self.timers.borrow_mut().cancel(k);
-                    }
-                    panic::resume_unwind(p);
-                }
-                break st;
-            }
-            if !h.word.is_waiting(seq) {
-                break h.word.disarm(seq);
-            }
-            if timer.is_none() {
-                if let Some(d) = deadline {
-                    let fire = Action::Fire {
-                        task: s.task().clone(),
-                        seq,
-                    };
-                    timer = Some(self.timers.borrow_mut().insert(d, fire));
-                }
-            }
-            self.suspend(seq, reason, ThreadState::Parked);
-        };
-        if let Some(k) = timer {
-            self.timers.borrow_mut().cancel(k);
-        }
-        state
-    }
-
-    /// Yields the running green thread; `false` (doing nothing) when
-    /// called outside one.
-    #[inline]
-    pub(crate) fn try_yield(&self) -> bool {
-        if self.current.get() == NO_SLOT {
-            return false;
-        }
-        self.yield_now();
-        true
-    }
-
-    /// Arms the running green thread's park word for a fresh wait and
-    /// returns its number (for waits whose token is stored elsewhere).
-    #[inline]
-    pub(crate) fn arm_current(&self) -> u64 {
-        let seq = self.next_seq();
-        self.cur().header().word.arm(seq);
-        seq
-    }
-
-    /// Lets every other ready green thread run once, then continues.
-    pub(crate) fn yield_now(&self) {
-        let s = self.cur();
-        if s.interrupted.get() {
-            self.unwind_if_interrupted(s);
-        }
-        let seq = self.next_seq();
-        self.ready.push((self.current.get(), seq));
-        self.suspend_slot(s, seq, WaitReason::local("yield"), ThreadState::Ready);
-        if s.interrupted.get() {
-            self.unwind_if_interrupted(s);
-        }
-    }
-
-    /// Spends one unit of the running green thread's fair budget before an
-    /// operation that may park; yields first when it is spent (see
-    /// `coop.rs`). Does nothing outside a green thread.
-    #[inline]
-    pub(crate) fn coop_proceed(&self) {
-        // Outside a green thread (a callback) spending is harmless: the
-        // next resume refills the budget.
-        if !self.coop.spend(self.switches.get()) && self.current.get() != NO_SLOT {
-            self.yield_to_loop();
-        }
-    }
-
-    /// Like `yield_now`, but the green thread runs again only after the
-    /// loop has polled and fired due timers (tokio's deferred yield): a
-    /// plain yield would be resumed up to `BUDGET` times in the same turn.
-    #[cold]
-    fn yield_to_loop(&self) {
-        if let Some(p) = self.pending_interrupt() {
-            panic::resume_unwind(p);
-        }
-        let seq = self.next_seq();
-        self.deferred.push((self.current.get(), seq));
-        self.suspend(seq, WaitReason::local("budget spent"), ThreadState::Ready);
-        if let Some(p) = self.pending_interrupt() {
-            panic::resume_unwind(p);
-        }
-    }
+    // ----- waking -----------------------------------------------------------
 
     /// Queues the green threads that yielded to the loop (after a poll).
     #[inline]
@@ -814,54 +660,6 @@ impl Hub {
             self.make_ready(slot, seq);
         }
     }
-
-    /// A fresh wait number for a hub-local wait of the running green thread.
-    #[inline]
-    pub(crate) fn local_seq(&self) -> Option<(u32, u64)> {
-        let slot = self.current.get();
-        if slot == NO_SLOT {
-            return None;
-        }
-        Some((slot, self.next_seq()))
-    }
-
-    /// Parks the running green thread on a hub-local wait `seq` (from
-    /// `local_seq`) until `wake_local`, the deadline, or an interrupt
-    /// (which unwinds). The caller re-checks its condition.
-    #[inline]
-    pub(crate) fn park_local(&self, seq: u64, deadline: Option<Instant>, reason: WaitReason) {
-        let s = self.cur();
-        if s.interrupted.get() {
-            self.unwind_if_interrupted(s);
-        }
-        let timer = deadline.map(|d| {
-            self.timers.borrow_mut().insert(
-                d,
-                Action::WakeLocal {
-                    slot: self.current.get(),
-                    seq,
-                },
-            )
-        });
-        self.suspend_slot(s, seq, reason, ThreadState::Parked);
-        if let Some(k) = timer {
-            self.timers.borrow_mut().cancel(k);
-        }
-        if s.interrupted.get() {
-            self.unwind_if_interrupted(s);
-        }
-    }
-
-    /// Unwinds the running green thread (slot `s`) if an interrupt is due.
-    #[cold]
-    #[inline(never)]
-    fn unwind_if_interrupted(&self, s: &Slot) {
-        if let Some(p) = self.interrupt_payload(s) {
-            panic::resume_unwind(p);
-        }
-    }
-
-    // ----- waking -----------------------------------------------------------
 
     /// Queues `slot` if it is parked on wait `seq`: hub-local wakes need no
     /// atomics. A duplicate or stale wake is skipped here or by
@@ -1168,23 +966,6 @@ impl Hub {
     }
 
     // ----- introspection ----------------------------------------------------
-
-    /// The hub's counters.
-    pub(crate) fn stats(&self) -> Stats {
-        Stats {
-            hub: self.shared.index,
-            alive: self.shared.alive(),
-            spawned: self.spawned.get(),
-            switches: self.switches.get(),
-            polls: self.polls.get(),
-            timers: self.timers.borrow().len(),
-            pooled_stacks: self.stacks.borrow().pooled(),
-            registered_io: self.io.borrow().len(),
-            stalls: self.shared.watch.stalls.load(Ordering::Relaxed),
-            // Filled in by `introspect::stats`, which scans the stacks.
-            max_stack_used: 0,
-        }
-    }
 
     /// The default stack size of this hub's green threads.
     pub(crate) fn stack_size(&self) -> usize {

@@ -92,7 +92,7 @@ impl fmt::Display for Dump {
 /// ```
 pub fn stats() -> Stats {
     hub::with_hub(|h| {
-        let mut s = h.stats();
+        let mut s = stats_of(h);
         let mut most = h.stacks.borrow().max_touched();
         h.for_each_slot(|slot| most = most.max(slot.stack.get().touched().unwrap_or(0)));
         s.max_stack_used = raise_high_water(h, most);
@@ -177,5 +177,22 @@ pub(crate) fn dump_hub(hub: &Hub) -> Dump {
     Dump {
         hub: hub.shared.index,
         threads,
+    }
+}
+
+/// The hub's counters.
+pub(crate) fn stats_of(hub: &Hub) -> Stats {
+    Stats {
+        hub: hub.shared.index,
+        alive: hub.shared.alive(),
+        spawned: hub.spawned.get(),
+        switches: hub.switches.get(),
+        polls: hub.polls.get(),
+        timers: hub.timers.borrow().len(),
+        pooled_stacks: hub.stacks.borrow().pooled(),
+        registered_io: hub.io.borrow().len(),
+        stalls: hub.shared.watch.stalls.load(Ordering::Relaxed),
+        // Filled in by `introspect::stats`, which scans the stacks.
+        max_stack_used: 0,
     }
 }

@@ -82,8 +82,9 @@ mod iotable;
 mod shared;
 mod slab;
 mod task;
-// The hub loop:
+// The hub loop, and the green thread's half of a switch:
 mod hub;
+mod parking;
 // Public API:
 mod block_on;
 mod green;
