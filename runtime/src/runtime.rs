@@ -211,7 +211,9 @@ impl Runtime {
     }
 
     /// Runs `main` as a green thread on hub 0 (this thread), with the other
-    /// hubs on their own OS threads, and returns its value.
+    /// hubs on their own OS threads, and returns its value. Unless both the
+    /// watchdog and [`dump_on_signal`](RuntimeBuilder::dump_on_signal) are
+    /// off, a monitor thread (`greenio-monitor`) runs alongside.
     ///
     /// When `main` returns, every other green thread on every hub is
     /// cancelled (unwound from its park point, destructors run) before
