@@ -9,7 +9,7 @@
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe, Location};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -173,6 +173,7 @@ impl RuntimeBuilder {
             hubs: OnceLock::new(),
             blocking: BlockingPool::new(self.blocking_threads),
             max_blocking_time: self.max_blocking_time,
+            monitor_threads: AtomicUsize::new(0),
         });
         let _ = rt.hubs.set(shared);
         Ok(Runtime {
@@ -239,10 +240,12 @@ impl Runtime {
         let hubs = rt.hubs().to_vec();
         // Dropped last (after the other hubs stopped): the monitor watches
         // the whole run, shutdown included.
-        let _monitor = match Monitor::start(hubs.clone(), rt.max_blocking_time, dump) {
+        let monitor = match Monitor::start(hubs.clone(), rt.max_blocking_time, dump) {
             Ok(m) => m,
             Err(e) => panic!("greenio: cannot start the monitor thread: {e}"),
         };
+        rt.monitor_threads
+            .store(usize::from(monitor.is_some()), Ordering::SeqCst);
         let mut polls = polls.into_iter();
         let first = polls.next().expect("runtime has at least one hub");
         let mut threads = Vec::new();
