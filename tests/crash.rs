@@ -41,6 +41,14 @@ fn deadlock_join_chain() {
     });
 }
 
+fn deadlock_on_a_channel() {
+    greenio::run(|| {
+        let (tx, rx) = greenio::sync::channel::<u8>();
+        let _keep = tx; // nobody else can ever send
+        let _ = rx.recv();
+    });
+}
+
 fn no_false_deadlock_with_timer() {
     // A sleeper keeps the hub alive; main parks until it unparks main.
     greenio::run(|| {
@@ -135,21 +143,63 @@ fn check_no_false_deadlock() -> Result<(), String> {
     Ok(())
 }
 
+/// A sync wait (here a channel) with no other thread in the process that
+/// could end it is a deadlock too: the watchdog's monitor thread and the
+/// blocking pool do not count as such threads. Bounded: a hang fails.
+fn check_channel_deadlock() -> Result<(), String> {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut child = Command::new(exe)
+        .env("GREENIO_CRASH_CASE", "channel")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let limit = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("a channel deadlock hung instead of being reported".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
+    if status.code() != Some(101) || !err.contains("deadlock") || !err.contains("channel recv") {
+        return Err(format!(
+            "expected a deadlock report, got {status:?}; stderr:\n{err}"
+        ));
+    }
+    Ok(())
+}
+
 fn main() {
     match std::env::var("GREENIO_CRASH_CASE").as_deref() {
         Ok("overflow") => return overflow(),
         Ok("deadlock") => return deadlock_join_chain(),
         Ok("timer") => return no_false_deadlock_with_timer(),
+        Ok("channel") => return deadlock_on_a_channel(),
         Ok(other) => panic!("unknown case {other}"),
         Err(_) => {}
     }
     type Check = fn() -> Result<(), String>;
-    let checks: [(&str, Check); 3] = [
+    let checks: [(&str, Check); 4] = [
         (
             "stack_overflow_prints_name_and_size_then_aborts",
             check_overflow,
         ),
         ("deadlock_report_names_parked_threads", check_deadlock),
+        ("deadlock_on_a_channel_is_reported", check_channel_deadlock),
         ("sleeping_thread_is_not_a_deadlock", check_no_false_deadlock),
     ];
     let (mut passed, mut failed) = (0, 0);

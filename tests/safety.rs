@@ -464,3 +464,78 @@ fn dump_on_signal_prints_every_green_thread_and_the_program_goes_on() {
     assert!(line.contains("spawned at tests/safety.rs:"), "{line}");
     assert!(err.contains(" main "), "{err}");
 }
+
+#[test]
+fn dump_on_signal_names_the_culprit_of_a_blocked_hub() {
+    let name = "dump_on_signal_names_the_culprit_of_a_blocked_hub";
+    let child = util::child_output(CHILD, name, || {
+        let rt = greenio::Runtime::builder()
+            .dump_on_signal(greenio::signal::SIGUSR2)
+            .build()
+            .unwrap();
+        rt.run(|| {
+            let pid = std::process::id() as i32;
+            let sender = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(700));
+                // SAFETY: kill is always safe to call.
+                unsafe { libc::kill(pid, greenio::signal::SIGUSR2) };
+            });
+            greenio::Builder::new()
+                .name("stuck-in-a-syscall")
+                .spawn(|| std::thread::sleep(Duration::from_millis(1500)))
+                .unwrap()
+                .join()
+                .unwrap();
+            sender.join().unwrap();
+            // Let the dump green thread run now that the hub is free.
+            greenio::sleep(Duration::from_millis(100));
+        });
+    });
+    let Some((status, out, err)) = child else {
+        return;
+    };
+    assert!(status.success(), "{status:?}\n{out}\n{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("hub 0: blocked for"))
+        .unwrap_or_else(|| panic!("no blocked-hub line:\n{err}"));
+    assert!(line.contains("'stuck-in-a-syscall'"), "{line}");
+    assert!(line.contains("spawned at tests/safety.rs:"), "{line}");
+}
+
+#[test]
+fn many_short_stalls_on_two_hubs_each_warned_once() {
+    // A 1 ms threshold makes the monitor read headers of green threads
+    // that are finishing as it looks: the hazard protocol in action.
+    const N: u64 = 40;
+    let rt = greenio::Runtime::builder()
+        .hubs(2)
+        .max_blocking_time(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let stalls = rt.run(|| {
+        let hs: Vec<_> = (0..N)
+            .map(|i| {
+                greenio::Builder::new()
+                    .name(format!("spinner-{i}"))
+                    .spawn_on((i % 2) as usize, || {
+                        let t = Instant::now();
+                        while t.elapsed() < Duration::from_millis(20) {}
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        let on_1 = greenio::spawn_on(1, || greenio::stats().stalls);
+        greenio::stats().stalls + on_1.join().unwrap()
+    });
+    // Each 20 ms spin is one stall (a flood would be ~20 per spin at a
+    // 1 ms tick); on a busy machine the monitor may miss some spins, or
+    // catch the loop itself between two, so the bounds are loose.
+    assert!(
+        (1..=2 * N).contains(&stalls),
+        "{stalls} stalls for {N} spins"
+    );
+}

@@ -23,7 +23,8 @@
 //!    TechEmpower's plaintext test). Runs are interleaved across servers,
 //!    each preceded by a bounded wait for the machine to go idle; the CPU
 //!    used by anything but the server and wrk during a run is recorded as
-//!    "other load".
+//!    "other load", and a run with more than `load::SPOILED_LOAD` of it is
+//!    run again (twice at most), the cleanest kept.
 //! 3. CPU per request at a fixed rate: wrk cannot pace, so the harness's
 //!    own paced client (`http_load.rs`) sends [`PACED_RATE`] requests/s
 //!    over [`PACED_CONNS`] keep-alive connections, and the server's CPU
@@ -347,8 +348,27 @@ fn run(opts: &HttpOptions) -> Result<(), String> {
                 let Some(server) = server.as_mut() else {
                     continue;
                 };
-                procs::wait_idle(crate::load::IDLE_WAIT_MAX);
-                let run = wrk_run(server, point, opts.secs, &script);
+                // A run that shared the machine with other work is run
+                // again (twice at most) and the cleanest one kept.
+                let mut run: Result<WrkRun, String> = Err(String::new());
+                for _ in 0..3 {
+                    procs::wait_idle(crate::load::IDLE_WAIT_MAX);
+                    let again = wrk_run(server, point, opts.secs, &script);
+                    let cleaner = match (&again, &run) {
+                        (Ok(a), Ok(r)) => a.foreign < r.foreign,
+                        (Ok(_), Err(_)) => true,
+                        _ => run.is_err(),
+                    };
+                    if cleaner {
+                        run = again;
+                    }
+                    if run
+                        .as_ref()
+                        .is_ok_and(|r| r.foreign <= crate::load::SPOILED_LOAD)
+                    {
+                        break;
+                    }
+                }
                 match &run {
                     Ok(r) => println!(
                         "compare http: round {} {:<28} {:<30} {:>10.0} req/s  p99 {:>8.0} µs  other load {:.2}",

@@ -20,8 +20,9 @@
 //!
 //! One `mio::Poll`, a slab of connections indexed by token, every socket
 //! registered once for READABLE | WRITABLE, edge-triggered, and never
-//! re-registered. Per echoed message the steady state costs one `read` and
-//! one `write`, plus a share of one `epoll_wait`:
+//! re-registered (the loop is `mio_loop.rs`, shared with `mio_http.rs`).
+//! Per echoed message the steady state costs one `read` and one `write`,
+//! plus a share of one `epoll_wait`:
 //!
 //! - A read that returns less than the buffer drained the socket. epoll(7)
 //!   allows stopping there for stream sockets instead of reading again until
@@ -43,14 +44,14 @@
 
 #[path = "common.rs"]
 mod common;
+#[path = "mio_loop.rs"]
+mod mio_loop;
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::net::TcpStream;
+use mio_loop::After;
 
 /// Usage text for `--help` and command-line errors.
 const USAGE: &str = "\
@@ -60,13 +61,6 @@ A single-threaded, edge-triggered mio echo server (the benchmark baseline).
   --listen ADDR   address to listen on (default 127.0.0.1:0)
   --buf BYTES     per-connection buffer (default 4096)
 Prints `listening on IP:PORT` once ready; exits 0 on SIGINT/SIGTERM.";
-
-/// Token of the listening socket.
-const LISTENER: Token = Token(usize::MAX);
-/// Token of the waker the signal thread uses to stop the loop.
-const STOP: Token = Token(usize::MAX - 1);
-/// How long accepting pauses after running out of file descriptors.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// One accepted connection.
 #[derive(Debug)]
@@ -84,22 +78,21 @@ struct Conn {
     writable: bool,
 }
 
-/// What to do with a connection after handling its event.
-#[derive(Debug, PartialEq, Eq)]
-enum After {
-    /// Keep it; wait for its next event.
-    Keep,
-    /// Close it: end of stream or an error.
-    Close,
-}
-
 /// Parses the command line and serves until a stop signal.
 fn main() -> ExitCode {
     let args = match common::parse_args(USAGE, &[]) {
         Ok(args) => args,
         Err(message) => return common::usage_error(&message, USAGE),
     };
-    match serve(args.listen, args.buf) {
+    let buf_size = args.buf;
+    let served = mio_loop::serve(args.listen, "peer_mio_echo", |stream| Conn {
+        stream,
+        buf: vec![0; buf_size].into_boxed_slice(),
+        start: 0,
+        end: 0,
+        writable: true,
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("peer_mio_echo: {e}");
@@ -108,115 +101,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the server until SIGINT or SIGTERM.
-fn serve(addr: std::net::SocketAddr, buf_size: usize) -> io::Result<()> {
-    let mut poll = Poll::new()?;
-    // The loop keeps its own reference: were the signal thread's the last,
-    // dropping it would close the eventfd before the loop saw the wakeup.
-    let waker = Arc::new(Waker::new(poll.registry(), STOP)?);
-    let signal_waker = Arc::clone(&waker);
-    common::on_stop_signal(move || {
-        if signal_waker.wake().is_err() {
-            std::process::exit(0);
-        }
-    })?;
-
-    let mut listener = TcpListener::bind(addr)?;
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)?;
-    common::announce(listener.local_addr()?)?;
-
-    let mut events = Events::with_capacity(1024);
-    let mut conns: Vec<Option<Conn>> = Vec::new();
-    let mut free: Vec<usize> = Vec::new();
-    // When accepting resumes after EMFILE/ENFILE: the listener's edge was
-    // consumed, so the loop must come back and accept again by itself.
-    let mut accept_retry: Option<Instant> = None;
-
-    loop {
-        let timeout = accept_retry.map(|at| at.saturating_duration_since(Instant::now()));
-        match poll.poll(&mut events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-        if accept_retry.is_some_and(|at| Instant::now() >= at) {
-            accept_retry = accept_all(&listener, &poll, &mut conns, &mut free, buf_size);
-        }
-        for event in events.iter() {
-            match event.token() {
-                LISTENER => {
-                    accept_retry = accept_all(&listener, &poll, &mut conns, &mut free, buf_size);
-                }
-                STOP => {
-                    drop(waker);
-                    return Ok(());
-                }
-                Token(slot) => {
-                    let Some(Some(conn)) = conns.get_mut(slot) else {
-                        continue;
-                    };
-                    if event.is_writable() || event.is_error() || event.is_write_closed() {
-                        // An error or hang-up: the next write reports it.
-                        conn.writable = true;
-                    }
-                    if handle(conn, event.is_read_closed()) == After::Close {
-                        // Dropping the stream closes it, which also removes
-                        // it from the epoll set.
-                        conns[slot] = None;
-                        free.push(slot);
-                    }
-                }
-            }
-        }
+impl mio_loop::Connection for Conn {
+    fn writable(&mut self) {
+        // An error or hang-up: the next write reports it.
+        self.writable = true;
     }
-}
 
-/// Accepts every pending connection. Returns when to try again if accepting
-/// must pause because the process ran out of file descriptors.
-fn accept_all(
-    listener: &TcpListener,
-    poll: &Poll,
-    conns: &mut Vec<Option<Conn>>,
-    free: &mut Vec<usize>,
-    buf_size: usize,
-) -> Option<Instant> {
-    loop {
-        let mut stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                eprintln!("peer_mio_echo: accept: {e}; pausing {ACCEPT_BACKOFF:?}");
-                return Some(Instant::now() + ACCEPT_BACKOFF);
-            }
-            // ECONNABORTED and the like concern one connection only.
-            Err(_) => continue,
-        };
-        let slot = free.pop().unwrap_or_else(|| {
-            conns.push(None);
-            conns.len() - 1
-        });
-        if stream.set_nodelay(true).is_err()
-            || poll
-                .registry()
-                .register(
-                    &mut stream,
-                    Token(slot),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .is_err()
-        {
-            free.push(slot);
-            continue;
-        }
-        conns[slot] = Some(Conn {
-            stream,
-            buf: vec![0; buf_size].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            writable: true,
-        });
+    fn handle(&mut self, read_closed: bool) -> After {
+        handle(self, read_closed)
     }
 }
 

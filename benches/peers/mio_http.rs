@@ -17,9 +17,9 @@
 //!
 //! # Design
 //!
-//! The loop of `peer_mio_echo` (one `Poll`, a slab of connections, every
-//! socket registered once for READABLE | WRITABLE, edge-triggered, the
-//! short-read shortcut), with the request handling of the greenio twins:
+//! The loop of `peer_mio_echo` (`mio_loop.rs`: one `Poll`, a slab of
+//! connections, every socket registered once for READABLE | WRITABLE,
+//! edge-triggered; and the short-read shortcut), with the request handling of the greenio twins:
 //! the same parser, routes and response writer (`examples/support/
 //! http_proto.rs`), so that the comparison measures only how bytes get
 //! from the socket to that code and back. Per read batch: one `read`, the
@@ -36,15 +36,15 @@
 mod common;
 #[path = "../../examples/support/http_proto.rs"]
 mod http_proto;
+#[path = "mio_loop.rs"]
+mod mio_loop;
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use http_proto::{Input, Next, Parser};
-use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::net::TcpStream;
+use mio_loop::After;
 
 /// Usage text for `--help` and command-line errors.
 const USAGE: &str = "\
@@ -54,13 +54,6 @@ A single-threaded, edge-triggered mio HTTP/1.1 server (the baseline):
 GET|HEAD /plaintext and /json, POST /echo, 404 otherwise.
   --listen ADDR   address to listen on (default 127.0.0.1:0)
 Prints `listening on IP:PORT` once ready; exits 0 on SIGINT/SIGTERM.";
-
-/// Token of the listening socket.
-const LISTENER: Token = Token(usize::MAX);
-/// Token of the waker the signal thread uses to stop the loop.
-const STOP: Token = Token(usize::MAX - 1);
-/// How long accepting pauses after running out of file descriptors.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// One accepted connection.
 struct Conn {
@@ -80,21 +73,21 @@ struct Conn {
     closing: bool,
 }
 
-/// What to do with a connection after handling its event.
-#[derive(Debug, PartialEq, Eq)]
-enum After {
-    /// Keep it; wait for its next event.
-    Keep,
-    /// Close it.
-    Close,
-}
-
 fn main() -> ExitCode {
     let args = match common::parse_args(USAGE, &[]) {
         Ok(args) => args,
         Err(message) => return common::usage_error(&message, USAGE),
     };
-    match serve(args.listen) {
+    let served = mio_loop::serve(args.listen, "peer_mio_http", |stream| Conn {
+        stream,
+        input: Input::new(),
+        parser: Parser::new(),
+        out: Vec::with_capacity(4096),
+        sent: 0,
+        writable: true,
+        closing: false,
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("peer_mio_http: {e}");
@@ -103,103 +96,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the server until SIGINT or SIGTERM.
-fn serve(addr: std::net::SocketAddr) -> io::Result<()> {
-    let mut poll = Poll::new()?;
-    let waker = Arc::new(Waker::new(poll.registry(), STOP)?);
-    let signal_waker = Arc::clone(&waker);
-    common::on_stop_signal(move || {
-        if signal_waker.wake().is_err() {
-            std::process::exit(0);
-        }
-    })?;
-
-    let mut listener = TcpListener::bind(addr)?;
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)?;
-    common::announce(listener.local_addr()?)?;
-
-    let mut events = Events::with_capacity(1024);
-    let mut conns: Vec<Option<Conn>> = Vec::new();
-    let mut free: Vec<usize> = Vec::new();
-    let mut accept_retry: Option<Instant> = None;
-
-    loop {
-        let timeout = accept_retry.map(|at| at.saturating_duration_since(Instant::now()));
-        match poll.poll(&mut events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-        if accept_retry.is_some_and(|at| Instant::now() >= at) {
-            accept_retry = accept_all(&listener, &poll, &mut conns, &mut free);
-        }
-        for event in events.iter() {
-            match event.token() {
-                LISTENER => accept_retry = accept_all(&listener, &poll, &mut conns, &mut free),
-                STOP => {
-                    drop(waker);
-                    return Ok(());
-                }
-                Token(slot) => {
-                    let Some(Some(conn)) = conns.get_mut(slot) else {
-                        continue;
-                    };
-                    if event.is_writable() || event.is_error() || event.is_write_closed() {
-                        conn.writable = true;
-                    }
-                    if handle(conn, event.is_read_closed()) == After::Close {
-                        conns[slot] = None;
-                        free.push(slot);
-                    }
-                }
-            }
-        }
+impl mio_loop::Connection for Conn {
+    fn writable(&mut self) {
+        self.writable = true;
     }
-}
 
-/// Accepts every pending connection; returns when to try again if the
-/// process ran out of file descriptors.
-fn accept_all(
-    listener: &TcpListener,
-    poll: &Poll,
-    conns: &mut Vec<Option<Conn>>,
-    free: &mut Vec<usize>,
-) -> Option<Instant> {
-    loop {
-        let mut stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                eprintln!("peer_mio_http: accept: {e}; pausing {ACCEPT_BACKOFF:?}");
-                return Some(Instant::now() + ACCEPT_BACKOFF);
-            }
-            Err(_) => continue,
-        };
-        let slot = free.pop().unwrap_or_else(|| {
-            conns.push(None);
-            conns.len() - 1
-        });
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if stream.set_nodelay(true).is_err()
-            || poll
-                .registry()
-                .register(&mut stream, Token(slot), interest)
-                .is_err()
-        {
-            free.push(slot);
-            continue;
-        }
-        conns[slot] = Some(Conn {
-            stream,
-            input: Input::new(),
-            parser: Parser::new(),
-            out: Vec::with_capacity(4096),
-            sent: 0,
-            writable: true,
-            closing: false,
-        });
+    fn handle(&mut self, read_closed: bool) -> After {
+        handle(self, read_closed)
     }
 }
 

@@ -921,7 +921,10 @@ impl Hub {
 
     fn only_runtime_threads(&self) -> bool {
         match std::fs::read_dir("/proc/self/task") {
-            Ok(d) => d.count() <= 1 + self.rt.blocking.threads(),
+            Ok(d) => {
+                let ours = 1 + self.rt.blocking.threads();
+                d.count() <= ours + self.rt.monitor_threads.load(Ordering::SeqCst)
+            }
             Err(_) => false,
         }
     }

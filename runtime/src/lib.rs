@@ -34,7 +34,13 @@
 //!   [`sleep`], [`yield_now`], [`park`], joins and sync primitives.
 //! * Cancellation ([`JoinHandle::cancel`]) and [`timeout`] unwind the target
 //!   from its park point, running destructors.
-//! * [`unblock`] moves blocking calls to a thread pool.
+//! * [`unblock`] moves blocking calls to a thread pool. A green thread that
+//!   blocks its hub anyway is reported while it does by the watchdog
+//!   ([`RuntimeBuilder::max_blocking_time`], default 100 ms), naming its
+//!   spawn site; one whose operations never need to park yields after a
+//!   budget of 128 of them, so it cannot starve timers and neighbours.
+//!   [`dump`] (also on a signal: [`RuntimeBuilder::dump_on_signal`]) shows
+//!   every green thread's state, stack high-water mark and spawn site.
 //! * [`wait::Waiter`] and [`io::Registration`] are the building blocks for
 //!   new primitives and new kinds of sockets.
 //! * [`block_on`] runs a future on the calling green thread, and a

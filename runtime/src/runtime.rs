@@ -9,7 +9,7 @@
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe, Location};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -173,6 +173,7 @@ impl RuntimeBuilder {
             hubs: OnceLock::new(),
             blocking: BlockingPool::new(self.blocking_threads),
             max_blocking_time: self.max_blocking_time,
+            monitor_threads: AtomicUsize::new(0),
         });
         let _ = rt.hubs.set(shared);
         Ok(Runtime {
@@ -211,7 +212,9 @@ impl Runtime {
     }
 
     /// Runs `main` as a green thread on hub 0 (this thread), with the other
-    /// hubs on their own OS threads, and returns its value.
+    /// hubs on their own OS threads, and returns its value. Unless both the
+    /// watchdog and [`dump_on_signal`](RuntimeBuilder::dump_on_signal) are
+    /// off, a monitor thread (`greenio-monitor`) runs alongside.
     ///
     /// When `main` returns, every other green thread on every hub is
     /// cancelled (unwound from its park point, destructors run) before
@@ -237,10 +240,12 @@ impl Runtime {
         let hubs = rt.hubs().to_vec();
         // Dropped last (after the other hubs stopped): the monitor watches
         // the whole run, shutdown included.
-        let _monitor = match Monitor::start(hubs.clone(), rt.max_blocking_time, dump) {
+        let monitor = match Monitor::start(hubs.clone(), rt.max_blocking_time, dump) {
             Ok(m) => m,
             Err(e) => panic!("greenio: cannot start the monitor thread: {e}"),
         };
+        rt.monitor_threads
+            .store(usize::from(monitor.is_some()), Ordering::SeqCst);
         let mut polls = polls.into_iter();
         let first = polls.next().expect("runtime has at least one hub");
         let mut threads = Vec::new();

@@ -261,6 +261,10 @@ pub(crate) struct RuntimeShared {
     pub(crate) blocking: BlockingPool,
     /// The watchdog's threshold; `Duration::ZERO` when it is off.
     pub(crate) max_blocking_time: Duration,
+    /// OS threads of the runtime besides hubs and the blocking pool (the
+    /// monitor: 0 or 1), so the deadlock check does not take them for user
+    /// threads that might still wake a green thread. Set by `Runtime::run`.
+    pub(crate) monitor_threads: AtomicUsize,
 }
 
 impl RuntimeShared {

@@ -313,12 +313,18 @@ impl StackPool {
         self.free.len()
     }
 
-    /// The most any pooled stack has been touched, in bytes (a pooled
-    /// stack keeps the pages its earlier green threads touched).
+    /// The most any of the last `SCAN_POOLED` pooled stacks has been
+    /// touched, in bytes (a pooled stack keeps the pages its earlier green
+    /// threads touched). Bounded, so `stats` stays cheap after a burst that
+    /// pooled 100,000 stacks; the hub's high-water mark remembers what
+    /// earlier calls saw.
     pub(crate) fn max_touched(&self) -> usize {
+        const SCAN_POOLED: usize = 1024;
         let page = page_size();
         self.free
             .iter()
+            .rev()
+            .take(SCAN_POOLED)
             .filter_map(|st| {
                 let lo = st.limit().get() + page;
                 touched(lo, st.base().get() - lo)
@@ -334,9 +340,10 @@ impl StackPool {
 /// so the resident pages are the ones used. Cost: one system call and a
 /// byte per page, on demand only. `None` if `mincore` fails.
 ///
-/// Pages stay resident after use (the pool does not `madvise` them away),
-/// so this is a high-water mark: of the green thread, and of earlier ones
-/// that used the same pooled stack. A page swapped out reads as untouched.
+/// Pages stay resident after use (the pool gives them back only for stacks
+/// beyond its first `POOL_MAX`), so this is a high-water mark: of the green
+/// thread, and of earlier ones that used the same pooled stack. A page
+/// swapped out reads as untouched.
 pub(crate) fn touched(lo: usize, size: usize) -> Option<usize> {
     let page = page_size();
     let mut resident = vec![0u8; size / page];
