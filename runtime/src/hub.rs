@@ -141,34 +141,6 @@ pub(crate) enum Start {
 #[derive(Debug)]
 pub(crate) struct Deadlock;
 
-/// Counters of one hub, see [`stats`](crate::stats).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Index of the hub these counters belong to.
-    pub hub: usize,
-    /// Green threads alive on this hub now.
-    pub alive: usize,
-    /// Green threads spawned on this hub so far.
-    pub spawned: u64,
-    /// Context switches into green threads so far.
-    pub switches: u64,
-    /// Calls to the poller (`epoll_wait`) so far.
-    pub polls: u64,
-    /// Timers armed now (sleeps, deadlines, timeout scopes).
-    pub timers: usize,
-    /// Stacks kept in the pool for reuse.
-    pub pooled_stacks: usize,
-    /// Sockets registered with this hub now.
-    pub registered_io: usize,
-    /// Times the blocking watchdog found this hub stalled (see
-    /// [`RuntimeBuilder::max_blocking_time`](crate::RuntimeBuilder::max_blocking_time)).
-    pub stalls: u64,
-    /// The most stack, in bytes, any green thread of this hub was seen to
-    /// touch (live ones and pooled stacks, checked by each `stats` and
-    /// `dump` call): pick `stack_size` from it.
-    pub max_stack_used: usize,
-}
-
 /// The hub itself, owned by its OS thread. Every field is touched only by
 /// that thread (the `Arc`s are how other threads reach the shared half).
 pub(crate) struct Hub {
@@ -207,9 +179,9 @@ pub(crate) struct Hub {
     /// Green threads spawned but not yet run once.
     pub(crate) unstarted: Cell<usize>,
     /// Green threads parked on I/O, signals or the blocking pool.
-    external_waits: Cell<usize>,
+    pub(crate) external_waits: Cell<usize>,
     /// Green threads parked on sync primitives.
-    sync_waits: Cell<usize>,
+    pub(crate) sync_waits: Cell<usize>,
     /// A `Shutdown` message arrived.
     shutdown: Cell<bool>,
     /// The hub is cancelling everything: late arrivals are cancelled too.
@@ -897,35 +869,6 @@ impl Hub {
                     scope,
                 }) => self.expire_scope(slot, task_id, scope),
             }
-        }
-    }
-
-    /// Nothing can ever wake a green thread of this hub again.
-    fn deadlocked(&self) -> bool {
-        if self.shared.alive() == 0
-            || !self.ready.is_empty()
-            || self.timers.borrow().len() > 0
-            || self.external_waits.get() > 0
-            || self.io.borrow().has_callbacks()
-            || self.shared.unparkers.load(Ordering::SeqCst) > 0
-            || self.rt.hubs().len() > 1
-            || self.rt.blocking.busy() > 0
-        {
-            return false;
-        }
-        // A green thread waiting on a sync primitive may be woken by a plain
-        // OS thread holding the other end: only when no such thread can
-        // exist is that wait hopeless.
-        self.sync_waits.get() == 0 || self.only_runtime_threads()
-    }
-
-    fn only_runtime_threads(&self) -> bool {
-        match std::fs::read_dir("/proc/self/task") {
-            Ok(d) => {
-                let ours = 1 + self.rt.blocking.threads();
-                d.count() <= ours + self.rt.monitor_threads.load(Ordering::SeqCst)
-            }
-            Err(_) => false,
         }
     }
 

@@ -7,8 +7,36 @@ use std::time::Duration;
 use std::panic::Location;
 use std::time::Instant;
 
-use crate::hub::{self, Hub, Stats};
+use crate::hub::{self, Hub};
 pub use crate::slab::ThreadState;
+
+/// Counters of one hub, see [`stats`](crate::stats).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Index of the hub these counters belong to.
+    pub hub: usize,
+    /// Green threads alive on this hub now.
+    pub alive: usize,
+    /// Green threads spawned on this hub so far.
+    pub spawned: u64,
+    /// Context switches into green threads so far.
+    pub switches: u64,
+    /// Calls to the poller (`epoll_wait`) so far.
+    pub polls: u64,
+    /// Timers armed now (sleeps, deadlines, timeout scopes).
+    pub timers: usize,
+    /// Stacks kept in the pool for reuse.
+    pub pooled_stacks: usize,
+    /// Sockets registered with this hub now.
+    pub registered_io: usize,
+    /// Times the blocking watchdog found this hub stalled (see
+    /// [`RuntimeBuilder::max_blocking_time`](crate::RuntimeBuilder::max_blocking_time)).
+    pub stalls: u64,
+    /// The most stack, in bytes, any green thread of this hub was seen to
+    /// touch (live ones and pooled stacks, checked by each `stats` and
+    /// `dump` call): pick `stack_size` from it.
+    pub max_stack_used: usize,
+}
 
 /// One green thread in a [`Dump`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -355,7 +355,7 @@ impl Registration {
     /// # Errors
     ///
     /// The error of `op`; `WouldBlock` when `dir` is not ready;
-    /// [`Misuse::OtherHub`](crate::Misuse::OtherHub) off the
+    /// [`Misuse::OtherHub`](crate::Misuse) off the
     /// registration's hub.
     ///
     /// # Examples

@@ -89,6 +89,7 @@ mod shared;
 mod slab;
 mod task;
 // The hub loop, and the green thread's half of a switch:
+mod deadlock;
 mod hub;
 mod parking;
 // Public API:
@@ -115,8 +116,7 @@ pub use green::{
     JoinHandle, Unparker,
 };
 pub use group::Group;
-pub use hub::Stats;
-pub use introspect::{dump, stack_size, stats, Dump, ThreadInfo, ThreadState};
+pub use introspect::{dump, stack_size, stats, Dump, Stats, ThreadInfo, ThreadState};
 pub use local::GreenLocal;
 pub use misuse::Misuse;
 pub use runtime::{hub_count, run, Runtime, RuntimeBuilder};
