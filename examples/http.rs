@@ -81,6 +81,7 @@ fn serve(mut conn: TcpStream, timeout: Duration) {
                     return;
                 }
             }
+            Next::Continue => out.extend_from_slice(http_proto::CONTINUE),
             Next::Error(status) => return fail(conn, status, out),
             Next::NeedMore { started } => {
                 if flush(&mut conn, &mut out).is_err() {

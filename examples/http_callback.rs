@@ -127,6 +127,7 @@ impl Http {
                     progress(&self.watch, &self.hub, started);
                     break true;
                 }
+                Next::Continue => self.out.extend_from_slice(http_proto::CONTINUE),
                 Next::Error(status) => {
                     http_proto::respond_error(status, &mut self.out);
                     closing = true;

@@ -57,6 +57,7 @@ protocol_tests!(
     head_has_headers_only,
     echo_with_content_length,
     echo_chunked,
+    expect_100_continue,
     not_found,
     keep_alive_and_close,
     http10_closes_unless_asked,

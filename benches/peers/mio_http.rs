@@ -152,6 +152,7 @@ fn answer(conn: &mut Conn) {
                 conn.closing = !http_proto::respond(&head, body, &mut conn.out);
             }
             Next::NeedMore { .. } => return,
+            Next::Continue => conn.out.extend_from_slice(http_proto::CONTINUE),
             Next::Error(status) => {
                 http_proto::respond_error(status, &mut conn.out);
                 conn.closing = true;

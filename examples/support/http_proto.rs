@@ -21,7 +21,9 @@
 //! status and the connection closes after it: 400 for a malformed head (bad
 //! request line, unknown version, a header line without a colon, bad
 //! framing), 431 for a head over [`MAX_HEAD`], 413 for a body over
-//! [`MAX_BODY`], 501 for a transfer coding other than chunked.
+//! [`MAX_BODY`], 501 for a transfer coding other than chunked. A client
+//! that sends `Expect: 100-continue` (curl does, for bodies over 1 KiB) is
+//! told to go on once its head is in.
 #![allow(dead_code)] // every server uses a different subset
 
 use std::cell::RefCell;
@@ -97,6 +99,9 @@ pub struct Head {
     pub keep_alive: bool,
     /// HTTP/1.0 (the response then names keep-alive explicitly).
     pub http10: bool,
+    /// HTTP/1.1 with `Expect: 100-continue`: the client waits for
+    /// [`CONTINUE`] before it sends the body.
+    expect_continue: bool,
 }
 
 /// How the body of a request is delimited.
@@ -120,9 +125,16 @@ pub enum Next<'a> {
         /// Some bytes of the next request are buffered.
         started: bool,
     },
+    /// The client asked to be told to go on before sending the body
+    /// (`Expect: 100-continue`): append [`CONTINUE`] to the output, then
+    /// call [`Parser::next`] again.
+    Continue,
     /// Bad input: send this status and close.
     Error(Status),
 }
+
+/// The interim response to `Expect: 100-continue`.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// A connection's input: bytes read but not yet parsed.
 ///
@@ -211,6 +223,8 @@ pub struct Parser {
     chunked: Option<(Head, Chunked)>,
     /// Its body decoded so far.
     body: Vec<u8>,
+    /// [`Next::Continue`] was returned for the request at the front.
+    continued: bool,
 }
 
 impl Parser {
@@ -234,8 +248,13 @@ impl Parser {
             match framing {
                 Framing::Length(n) => {
                     if input.data().len() < head_len + n {
+                        if head.expect_continue && !self.continued {
+                            self.continued = true;
+                            return Next::Continue;
+                        }
                         return Next::NeedMore { started: true };
                     }
+                    self.continued = false;
                     input.consume(head_len);
                     let body = input.consume(n);
                     return Next::Request(head, &input.data[body]);
@@ -247,6 +266,9 @@ impl Parser {
                     }
                     self.body.clear();
                     self.chunked = Some((head, Chunked::default()));
+                    if head.expect_continue && input.is_empty() {
+                        return Next::Continue;
+                    }
                 }
             }
         }
@@ -290,6 +312,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Head, Framing, usize)>, Status> {
     let mut keep_alive = !http10;
     let mut length: Option<usize> = None;
     let mut chunked = false;
+    let mut expect_continue = false;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             let n = parse_length(h.value).ok_or(Status::BadRequest)?;
@@ -302,6 +325,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Head, Framing, usize)>, Status> {
                 return Err(Status::NotImplemented);
             }
             chunked = true;
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            expect_continue = !http10 && trim(h.value).eq_ignore_ascii_case(b"100-continue");
         } else if h.name.eq_ignore_ascii_case("connection") {
             for token in h.value.split(|&b| b == b',').map(trim) {
                 if token.eq_ignore_ascii_case(b"close") {
@@ -332,6 +357,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Head, Framing, usize)>, Status> {
         head_only: method == "HEAD",
         keep_alive,
         http10,
+        expect_continue,
     };
     Ok(Some((head, framing, len)))
 }

@@ -32,6 +32,7 @@ pub const ALL: &[(&str, Body)] = &[
     ("head_has_headers_only", head_has_headers_only),
     ("echo_with_content_length", echo_with_content_length),
     ("echo_chunked", echo_chunked),
+    ("expect_100_continue", expect_100_continue),
     ("not_found", not_found),
     ("keep_alive_and_close", keep_alive_and_close),
     ("http10_closes_unless_asked", http10_closes_unless_asked),
@@ -248,6 +249,40 @@ pub fn echo_chunked(addr: SocketAddr) {
     assert!(r.body == body, "chunked body came back changed");
     // The connection is still good.
     assert_eq!(c.get("/json").status, 200);
+}
+
+/// `Expect: 100-continue` gets `100 Continue` once the head is in, then
+/// the answer once the body is (Content-Length and chunked).
+pub fn expect_100_continue(addr: SocketAddr) {
+    let mut c = Client::connect(addr);
+    for (framing, body) in [
+        ("Content-Length: 5", &b"hello"[..]),
+        (
+            "Transfer-Encoding: chunked",
+            &b"5\r\nhello\r\n0\r\n\r\n"[..],
+        ),
+    ] {
+        c.send(
+            format!("POST /echo HTTP/1.1\r\nExpect: 100-continue\r\n{framing}\r\n\r\n").as_bytes(),
+        );
+        let mut line = String::new();
+        c.reader
+            .read_line(&mut line)
+            .expect("read the interim status line");
+        assert_eq!(line, "HTTP/1.1 100 Continue\r\n", "{framing}");
+        line.clear();
+        c.reader
+            .read_line(&mut line)
+            .expect("read the interim blank line");
+        assert_eq!(line, "\r\n");
+        c.send(body);
+        let r = c.response(false);
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"hello"[..]),
+            "{framing}"
+        );
+    }
 }
 
 /// Other paths and methods get 404, and the connection stays open.
