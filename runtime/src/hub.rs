@@ -112,6 +112,8 @@ pub(crate) const WAKER: Token = Token(usize::MAX);
 const BUDGET: usize = 256;
 /// `current` while the loop itself runs.
 pub(crate) const NO_SLOT: u32 = u32::MAX;
+/// Finished green threads whose tasks are freed together (`bury`).
+const GRAVEYARD_BATCH: usize = 4;
 /// How long a busy hub may run green threads without polling I/O.
 const BUSY_POLL_INTERVAL: Duration = Duration::from_micros(50);
 /// Inbox checks before a hub with recent cross-thread traffic sleeps
@@ -162,6 +164,9 @@ pub(crate) struct Hub {
     pub(crate) io: RefCell<IoTable>,
     /// Stacks for reuse.
     pub(crate) stacks: RefCell<StackPool>,
+    /// Finished green threads whose task is dropped at the end of the
+    /// turn (`bury`).
+    graveyard: RefCell<Vec<Arc<dyn Task>>>,
     /// Slot of the running green thread, `NO_SLOT` in the loop.
     pub(crate) current: Cell<u32>,
     /// Pointer to that slot (valid while `current != NO_SLOT`).
@@ -342,6 +347,7 @@ impl Hub {
             timers: RefCell::new(Timers::default()),
             io: RefCell::new(IoTable::default()),
             stacks: RefCell::new(StackPool::new(stack_size)),
+            graveyard: RefCell::new(Vec::new()),
             current: Cell::new(NO_SLOT),
             cur_slot: Cell::new(ptr::null()),
             yielder: Cell::new(ptr::null()),
@@ -470,10 +476,40 @@ impl Hub {
             self.stacks.borrow_mut().put(st);
         }
         self.shared.alive.fetch_sub(1, Ordering::Relaxed);
-        if let Some(t) = &task {
-            self.shared.watch.retire(t.header());
+        // The watchdog may be reading this header: free it only in `bury`,
+        // one fence per few green threads (a small batch keeps malloc's
+        // per-thread cache warm for the next spawn).
+        if let Some(t) = task {
+            let full = {
+                let mut g = self.graveyard.borrow_mut();
+                g.push(t);
+                g.len() >= GRAVEYARD_BATCH
+            };
+            if full {
+                self.bury();
+            }
         }
-        drop(task);
+    }
+
+    /// Drops the tasks of green threads that finished since the last call,
+    /// once the watchdog is not reading any of their headers (see
+    /// `Watch::retire`).
+    #[inline]
+    pub(crate) fn bury(&self) {
+        if self.graveyard.borrow().is_empty() {
+            return;
+        }
+        let mut dead = std::mem::take(&mut *self.graveyard.borrow_mut());
+        self.shared
+            .watch
+            .retire_all(dead.iter().map(|t| t.header()));
+        dead.clear();
+        // Keep the allocation for the next batch (unless one was started
+        // by a destructor run by `clear`).
+        let mut g = self.graveyard.borrow_mut();
+        if g.is_empty() {
+            *g = dead;
+        }
     }
 
     // ----- running ----------------------------------------------------------
@@ -756,6 +792,7 @@ impl Hub {
         loop {
             self.shared.watch.turn();
             self.run_ready(BUDGET);
+            self.bury();
             if done(self) {
                 return Ok(());
             }
@@ -879,6 +916,7 @@ impl Hub {
         loop {
             self.shared.watch.turn();
             let ran = self.run_ready(BUDGET);
+            self.bury();
             if done(self) {
                 return;
             }
