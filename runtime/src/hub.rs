@@ -24,8 +24,11 @@
 //! syscall.
 //!
 //! The budget of 256 resumes per turn keeps green threads that only yield
-//! from starving sockets and timers, while a loop of two yielding green
-//! threads pays one `epoll_wait` per 256 switches, not per switch.
+//! from starving sockets and timers. When green threads are still ready
+//! after a full budget, the loop polls with a zero timeout, but at most
+//! every 50 µs (`poll_due`): a pool of yielding or message-passing green
+//! threads then pays one `epoll_wait` per 50 µs instead of one per 256
+//! resumes, and sockets and timers still wait at most that long.
 //!
 //! # The fair budget (`coop.rs`)
 //!
@@ -50,16 +53,32 @@
 //!
 //! # Layers
 //!
-//! This file is the middle of the runtime. Below it, knowing nothing of
-//! the loop: the leaves (`runq`, `stack`, `timer`, `park`, `unwind`,
-//! `blocking`) and the core (`task`: header and packet; `shared`: the
-//! inbox and what other threads touch; `slab`: the task table;
-//! `iotable`: readiness, dispatched through a wake callback). Above it,
-//! each reaching the loop only through [`with_hub`]: the public API
-//! (`green`: spawn/join/park; `wait`: `Waiter`; `io`: `Registration`;
-//! `timeout`; `introspect`; `unblock`; `runtime`: entry points and the
-//! deadlock report), then `sync`, `group` and `signal`. No reference to
-//! the hub leaves a `with_hub` closure.
+//! This file is the middle of the runtime; each file imports only from
+//! its own layer's leaves or from below (one exception: `task` and
+//! `shared` name each other's types, the header its hub and the inbox its
+//! tasks).
+//!
+//! ```text
+//!   leaves    sys (syscall!)  park (park word, WaitReason)  unwind  runq
+//!             stack (batched guarded stacks)  timer<A>  blocking (pool)
+//!             chunk  coop (budget)  localmap  misuse
+//!   core      task (Header, Packet, join protocol, WaitToken)
+//!             shared (HubShared inbox, Watch, RuntimeShared)
+//!             slab (TaskSlab, Slot, ThreadState)  iotable (readiness,
+//!             dispatch through a wake callback)
+//!   the loop  hub (Hub, CURRENT + with_hub, switch, waking, the loop)
+//!             parking (the green thread's half: block, park_local,
+//!             yield, budget, interrupts)  deadlock (the check)
+//!   API       green (spawn/join/park/yield/sleep)  wait (Waiter)
+//!             io (Registration)  timeout  introspect  unblock  block_on
+//!             local (green_local!)  signal  watchdog  runtime (Runtime,
+//!             run, the deadlock report)
+//!   on top    sync/  group
+//! ```
+//!
+//! Nothing outside this file holds a `&Hub` beyond a [`with_hub`] closure,
+//! and the loop never calls up: it learns about cancellation, timeouts and
+//! sockets only through the core types.
 //!
 //! # What a switch costs
 //!
