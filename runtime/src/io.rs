@@ -47,8 +47,8 @@ use mio::event::Source;
 use mio::Interest;
 
 use crate::hub::{self, Hub};
-use crate::iotable::{token, Entry, LocalWaiter};
-pub use crate::iotable::{IoCallback, Ready};
+use crate::iotable::{clear_if_open, token, Entry, LocalWaiter};
+pub use crate::iotable::{IoCallback, Ready, ReadyCache};
 use crate::misuse::Misuse;
 use crate::park::WaitReason;
 use crate::shared::{HubShared, Msg};
@@ -139,21 +139,6 @@ fn io_reason(dir: Ready) -> WaitReason {
     } else {
         "socket write"
     })
-}
-
-/// Clears `dir` in the readiness cache unless the hub has seen a close or
-/// an error on that side (whose edge will not come again).
-#[inline]
-fn clear_if_open(e: &Entry, dir: Ready) {
-    let closed = if dir.intersects(Ready::READABLE) {
-        Ready::READ_CLOSED.0 | Ready::ERROR.0
-    } else {
-        Ready::WRITE_CLOSED.0 | Ready::ERROR.0
-    };
-    let r = e.ready.get();
-    if r & closed == 0 {
-        e.ready.set(r & !dir.0);
-    }
 }
 
 fn timed_out() -> io::Error {
@@ -250,7 +235,7 @@ impl Registration {
     /// the hot callers; the cache is used after, in the caller's frame.
     #[inline(always)]
     fn cache(&self) -> Option<ReadyCache<'_>> {
-        hub::with_hub(|hub| self.entry_on(hub).map(|e| ReadyCache { e })).flatten()
+        hub::with_hub(|hub| self.entry_on(hub).map(ReadyCache::new)).flatten()
     }
 
     /// The cached readiness (empty when called from another hub).
@@ -547,121 +532,6 @@ impl Registration {
     /// The error of `epoll_ctl`.
     pub fn deregister<S: Source + ?Sized>(self, source: &mut S) -> io::Result<()> {
         self.hub.registry.deregister(source)
-    }
-}
-
-/// A registration's readiness cache, lent by
-/// [`Registration::with_cache`] for several operations under one lookup.
-/// It cannot leave the closure, and the registration it belongs to cannot be
-/// dropped meanwhile (the closure borrows it).
-pub struct ReadyCache<'a> {
-    e: &'a Entry,
-}
-
-impl fmt::Debug for ReadyCache<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ReadyCache")
-            .field(&self.readiness())
-            .finish()
-    }
-}
-
-impl ReadyCache<'_> {
-    /// The cached readiness, as [`Registration::readiness`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use greenio::io::{Ready, Registration};
-    ///
-    /// greenio::run(|| {
-    ///     let (mut tx, _rx) = mio::unix::pipe::new().unwrap();
-    ///     let reg = Registration::new(&mut tx).unwrap();
-    ///     let r = reg.with_cache(|c| c.readiness()).unwrap();
-    ///     assert!(r.contains(Ready::WRITABLE)); // new registrations start ready
-    /// });
-    /// ```
-    #[inline]
-    pub fn readiness(&self) -> Ready {
-        Ready(self.e.ready.get())
-    }
-
-    /// Clears bits, as [`Registration::clear_readiness`]: after a syscall
-    /// said `WouldBlock`, or once a socket error has been fetched with
-    /// `take_error` (`ERROR`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use greenio::io::{Ready, Registration};
-    ///
-    /// greenio::run(|| {
-    ///     let (mut tx, _rx) = mio::unix::pipe::new().unwrap();
-    ///     let reg = Registration::new(&mut tx).unwrap();
-    ///     let r = reg
-    ///         .with_cache(|c| {
-    ///             c.clear(Ready::WRITABLE);
-    ///             c.readiness()
-    ///         })
-    ///         .unwrap();
-    ///     assert!(!r.intersects(Ready::WRITABLE));
-    /// });
-    /// ```
-    #[inline]
-    pub fn clear(&self, r: Ready) {
-        self.e.ready.set(self.e.ready.get() & !r.0);
-    }
-
-    /// The non-parking optimistic call, as [`Registration::try_once`].
-    ///
-    /// # Errors
-    ///
-    /// The error of `op`; `WouldBlock` when `dir` is not ready.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use greenio::io::{Ready, Registration};
-    /// use std::io::Write;
-    ///
-    /// greenio::run(|| {
-    ///     let (mut tx, _rx) = mio::unix::pipe::new().unwrap();
-    ///     let reg = Registration::new(&mut tx).unwrap();
-    ///     let n = reg
-    ///         .with_cache(|c| c.try_once(Ready::WRITABLE, Some(2), || tx.write(b"hi")))
-    ///         .unwrap()
-    ///         .unwrap();
-    ///     assert_eq!(n, 2); // all written: WRITABLE stays set
-    ///     assert!(reg.readiness().intersects(Ready::WRITABLE));
-    /// });
-    /// ```
-    #[inline(always)]
-    pub fn try_once(
-        &self,
-        dir: Ready,
-        want: Option<usize>,
-        mut op: impl FnMut() -> io::Result<usize>,
-    ) -> io::Result<usize> {
-        let e = self.e;
-        loop {
-            if e.ready.get() & dir.0 == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            match op() {
-                Ok(n) => {
-                    if want.is_some_and(|w| n > 0 && n < w) {
-                        clear_if_open(e, dir);
-                    }
-                    return Ok(n);
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    e.ready.set(e.ready.get() & !dir.0);
-                    return Err(err);
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(err),
-            }
-        }
     }
 }
 

@@ -127,7 +127,7 @@ pub(crate) fn start<H: Handler>(
         }
     });
     let c = conn.clone();
-    let cb: IoCallback = Rc::new(move |_| c.run());
+    let cb: IoCallback = Rc::new(move |_, cache| c.run_cached(cache));
     conn.sh.reg.set_callback(Some(cb))?;
     if let Some(t) = &conn.sh.tracker {
         t.add(conn.sh.me.clone());
@@ -158,6 +158,13 @@ impl<H: Handler> Channel for Conn<H> {
 }
 
 impl<H: Handler> Conn<H> {
+    /// A run from the hub's dispatch, which lends the cache it already holds.
+    fn run_cached(&self, cache: &ReadyCache<'_>) {
+        if !self.sh.has(BUSY) {
+            self.run_with(cache);
+        }
+    }
+
     /// A run, with the readiness cache `c` lent to it.
     fn run_with(&self, c: &ReadyCache<'_>) {
         let sh = &self.sh;
