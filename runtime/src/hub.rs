@@ -24,8 +24,11 @@
 //! syscall.
 //!
 //! The budget of 256 resumes per turn keeps green threads that only yield
-//! from starving sockets and timers, while a loop of two yielding green
-//! threads pays one `epoll_wait` per 256 switches, not per switch.
+//! from starving sockets and timers. When green threads are still ready
+//! after a full budget, the loop polls with a zero timeout, but at most
+//! every 50 µs (`poll_due`): a pool of yielding or message-passing green
+//! threads then pays one `epoll_wait` per 50 µs instead of one per 256
+//! resumes, and sockets and timers still wait at most that long.
 //!
 //! # The fair budget (`coop.rs`)
 //!
@@ -50,16 +53,32 @@
 //!
 //! # Layers
 //!
-//! This file is the middle of the runtime. Below it, knowing nothing of
-//! the loop: the leaves (`runq`, `stack`, `timer`, `park`, `unwind`,
-//! `blocking`) and the core (`task`: header and packet; `shared`: the
-//! inbox and what other threads touch; `slab`: the task table;
-//! `iotable`: readiness, dispatched through a wake callback). Above it,
-//! each reaching the loop only through [`with_hub`]: the public API
-//! (`green`: spawn/join/park; `wait`: `Waiter`; `io`: `Registration`;
-//! `timeout`; `introspect`; `unblock`; `runtime`: entry points and the
-//! deadlock report), then `sync`, `group` and `signal`. No reference to
-//! the hub leaves a `with_hub` closure.
+//! This file is the middle of the runtime; each file imports only from
+//! its own layer's leaves or from below (one exception: `task` and
+//! `shared` name each other's types, the header its hub and the inbox its
+//! tasks).
+//!
+//! ```text
+//!   leaves    sys (syscall!)  park (park word, WaitReason)  unwind  runq
+//!             stack (batched guarded stacks)  timer<A>  blocking (pool)
+//!             chunk  coop (budget)  localmap  misuse
+//!   core      task (Header, Packet, join protocol, WaitToken)
+//!             shared (HubShared inbox, Watch, RuntimeShared)
+//!             slab (TaskSlab, Slot, ThreadState)  iotable (readiness,
+//!             dispatch through a wake callback)
+//!   the loop  hub (Hub, CURRENT + with_hub, switch, waking, the loop)
+//!             parking (the green thread's half: block, park_local,
+//!             yield, budget, interrupts)  deadlock (the check)
+//!   API       green (spawn/join/park/yield/sleep)  wait (Waiter)
+//!             io (Registration)  timeout  introspect  unblock  block_on
+//!             local (green_local!)  signal  watchdog  runtime (Runtime,
+//!             run, the deadlock report)
+//!   on top    sync/  group
+//! ```
+//!
+//! Nothing outside this file holds a `&Hub` beyond a [`with_hub`] closure,
+//! and the loop never calls up: it learns about cancellation, timeouts and
+//! sockets only through the core types.
 //!
 //! # What a switch costs
 //!
@@ -112,6 +131,8 @@ pub(crate) const WAKER: Token = Token(usize::MAX);
 const BUDGET: usize = 256;
 /// `current` while the loop itself runs.
 pub(crate) const NO_SLOT: u32 = u32::MAX;
+/// Finished green threads whose tasks are freed together (`bury`).
+const GRAVEYARD_BATCH: usize = 4;
 /// How long a busy hub may run green threads without polling I/O.
 const BUSY_POLL_INTERVAL: Duration = Duration::from_micros(50);
 /// Inbox checks before a hub with recent cross-thread traffic sleeps
@@ -162,6 +183,9 @@ pub(crate) struct Hub {
     pub(crate) io: RefCell<IoTable>,
     /// Stacks for reuse.
     pub(crate) stacks: RefCell<StackPool>,
+    /// Finished green threads whose task is dropped at the end of the
+    /// turn (`bury`).
+    graveyard: RefCell<Vec<Arc<dyn Task>>>,
     /// Slot of the running green thread, `NO_SLOT` in the loop.
     pub(crate) current: Cell<u32>,
     /// Pointer to that slot (valid while `current != NO_SLOT`).
@@ -342,6 +366,7 @@ impl Hub {
             timers: RefCell::new(Timers::default()),
             io: RefCell::new(IoTable::default()),
             stacks: RefCell::new(StackPool::new(stack_size)),
+            graveyard: RefCell::new(Vec::new()),
             current: Cell::new(NO_SLOT),
             cur_slot: Cell::new(ptr::null()),
             yielder: Cell::new(ptr::null()),
@@ -470,10 +495,40 @@ impl Hub {
             self.stacks.borrow_mut().put(st);
         }
         self.shared.alive.fetch_sub(1, Ordering::Relaxed);
-        if let Some(t) = &task {
-            self.shared.watch.retire(t.header());
+        // The watchdog may be reading this header: free it only in `bury`,
+        // one fence per few green threads (a small batch keeps malloc's
+        // per-thread cache warm for the next spawn).
+        if let Some(t) = task {
+            let full = {
+                let mut g = self.graveyard.borrow_mut();
+                g.push(t);
+                g.len() >= GRAVEYARD_BATCH
+            };
+            if full {
+                self.bury();
+            }
         }
-        drop(task);
+    }
+
+    /// Drops the tasks of green threads that finished since the last call,
+    /// once the watchdog is not reading any of their headers (see
+    /// `Watch::retire`).
+    #[inline]
+    pub(crate) fn bury(&self) {
+        if self.graveyard.borrow().is_empty() {
+            return;
+        }
+        let mut dead = std::mem::take(&mut *self.graveyard.borrow_mut());
+        self.shared
+            .watch
+            .retire_all(dead.iter().map(|t| t.header()));
+        dead.clear();
+        // Keep the allocation for the next batch (unless one was started
+        // by a destructor run by `clear`).
+        let mut g = self.graveyard.borrow_mut();
+        if g.is_empty() {
+            *g = dead;
+        }
     }
 
     // ----- running ----------------------------------------------------------
@@ -756,6 +811,7 @@ impl Hub {
         loop {
             self.shared.watch.turn();
             self.run_ready(BUDGET);
+            self.bury();
             if done(self) {
                 return Ok(());
             }
@@ -879,6 +935,7 @@ impl Hub {
         loop {
             self.shared.watch.turn();
             let ran = self.run_ready(BUDGET);
+            self.bury();
             if done(self) {
                 return;
             }

@@ -47,8 +47,8 @@ use mio::event::Source;
 use mio::Interest;
 
 use crate::hub::{self, Hub};
-use crate::iotable::{token, Entry, LocalWaiter};
-pub use crate::iotable::{IoCallback, Ready};
+use crate::iotable::{clear_if_open, token, Entry, LocalWaiter};
+pub use crate::iotable::{IoCallback, Ready, ReadyCache};
 use crate::misuse::Misuse;
 use crate::park::WaitReason;
 use crate::shared::{HubShared, Msg};
@@ -141,21 +141,6 @@ fn io_reason(dir: Ready) -> WaitReason {
     })
 }
 
-/// Clears `dir` in the readiness cache unless the hub has seen a close or
-/// an error on that side (whose edge will not come again).
-#[inline]
-fn clear_if_open(e: &Entry, dir: Ready) {
-    let closed = if dir.intersects(Ready::READABLE) {
-        Ready::READ_CLOSED.0 | Ready::ERROR.0
-    } else {
-        Ready::WRITE_CLOSED.0 | Ready::ERROR.0
-    };
-    let r = e.ready.get();
-    if r & closed == 0 {
-        e.ready.set(r & !dir.0);
-    }
-}
-
 fn timed_out() -> io::Error {
     io::Error::new(
         io::ErrorKind::TimedOut,
@@ -217,23 +202,40 @@ impl Registration {
         self.hub.index
     }
 
+    /// This registration's entry, if `hub` is the registration's hub and
+    /// the entry is still ours.
+    #[inline(always)]
+    fn entry_on<'a>(&'a self, hub: &Hub) -> Option<&'a Entry> {
+        if !Arc::ptr_eq(&hub.shared, &self.hub) {
+            return None;
+        }
+        // SAFETY: `hub` is the owning hub, reached through `with_hub`, so we
+        // are on its thread while it runs, and its table chunks (boxed,
+        // never moved or freed while the hub lives) are alive; the
+        // generation check makes sure the slot is ours. The reference may
+        // live as long as `&self`: (1) the slot stays ours while this
+        // registration lives (only its drop releases it); (2) the callers
+        // use it within their own call on the hub's thread (`with_entry`
+        // passes it to its closure, `cache` to the method that asked, or
+        // to the closure of `with_cache`), and the hub outlives every call
+        // made on it.
+        let e = unsafe { &*self.entry };
+        (e.live.get() && e.gen.get() == self.gen).then_some(e)
+    }
+
     /// Runs `f` with the hub and this registration's entry, if called on
     /// the registration's hub and the entry is still ours.
     #[inline]
     fn with_entry<R>(&self, f: impl FnOnce(&Hub, &Entry) -> R) -> Option<R> {
-        hub::with_hub(|hub| {
-            if !Arc::ptr_eq(&hub.shared, &self.hub) {
-                return None;
-            }
-            // SAFETY: we are on the owning hub's thread and the hub is
-            // alive for the whole closure, so its table chunks (boxed, never
-            // moved or freed while the hub lives) are alive; the generation
-            // check makes sure the slot is still ours. The reference does
-            // not outlive the closure.
-            let e = unsafe { &*self.entry };
-            (e.live.get() && e.gen.get() == self.gen).then(|| f(hub, e))
-        })
-        .flatten()
+        hub::with_hub(|hub| self.entry_on(hub).map(|e| f(hub, e))).flatten()
+    }
+
+    /// This registration's readiness cache, as `with_entry` would find
+    /// it. Only the check runs inside `with_hub`, so that it inlines into
+    /// the hot callers; the cache is used after, in the caller's frame.
+    #[inline(always)]
+    fn cache(&self) -> Option<ReadyCache<'_>> {
+        hub::with_hub(|hub| self.entry_on(hub).map(ReadyCache::new)).flatten()
     }
 
     /// The cached readiness (empty when called from another hub).
@@ -355,7 +357,7 @@ impl Registration {
     /// # Errors
     ///
     /// The error of `op`; `WouldBlock` when `dir` is not ready;
-    /// [`Misuse::OtherHub`](crate::Misuse) off the
+    /// [`Misuse::OtherHub`] off the
     /// registration's hub.
     ///
     /// # Examples
@@ -375,33 +377,59 @@ impl Registration {
     ///     assert!(!reg.readiness().intersects(Ready::READABLE));
     /// });
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn try_once(
         &self,
         dir: Ready,
         want: Option<usize>,
-        mut op: impl FnMut() -> io::Result<usize>,
+        op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        self.with_entry(|_, e| loop {
-            if e.ready.get() & dir.0 == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            match op() {
-                Ok(n) => {
-                    if want.is_some_and(|w| n > 0 && n < w) {
-                        clear_if_open(e, dir);
-                    }
-                    return Ok(n);
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    e.ready.set(e.ready.get() & !dir.0);
-                    return Err(err);
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(err),
-            }
-        })
-        .unwrap_or_else(|| Err(Misuse::OtherHub.into()))
+        match self.cache() {
+            Some(c) => c.try_once(dir, want, op),
+            None => Err(Misuse::OtherHub.into()),
+        }
+    }
+
+    /// Runs `f` with this source's readiness cache, so that several
+    /// operations on it ([`ReadyCache::readiness`], [`ReadyCache::try_once`], ...)
+    /// cost one lookup of the hub and the registration's entry instead of
+    /// one each. For callbacks that ask a question and then act on the
+    /// answer, like "readable? then read".
+    ///
+    /// # Errors
+    ///
+    /// [`Misuse::OtherHub`] off the
+    /// registration's hub (`f` is not called then).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenio::io::{Ready, Registration};
+    /// use std::io::Read;
+    ///
+    /// greenio::run(|| {
+    ///     let (_tx, mut rx) = mio::unix::pipe::new().unwrap();
+    ///     let reg = Registration::new(&mut rx).unwrap();
+    ///     let mut buf = [0u8; 8];
+    ///     let read = reg
+    ///         .with_cache(|c| {
+    ///             // Not readable: no syscall, and no `WouldBlock` error made.
+    ///             let ready = c.readiness().intersects(Ready::READABLE);
+    ///             ready.then(|| c.try_once(Ready::READABLE, Some(8), || rx.read(&mut buf)))
+    ///         })
+    ///         .unwrap();
+    ///     // A new registration counts as ready: the pipe was asked, said
+    ///     // WouldBlock, and the cache remembers.
+    ///     assert!(read.unwrap().is_err());
+    ///     assert_eq!(reg.with_cache(|c| c.readiness()).unwrap(), Ready::WRITABLE);
+    /// });
+    /// ```
+    #[inline(always)]
+    pub fn with_cache<R>(&self, f: impl FnOnce(&ReadyCache<'_>) -> R) -> io::Result<R> {
+        match self.cache() {
+            Some(c) => Ok(f(&c)),
+            None => Err(Misuse::OtherHub.into()),
+        }
     }
 
     /// Parks until an event for `dir` (or the deadline, or an interrupt).

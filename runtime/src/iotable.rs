@@ -7,6 +7,7 @@
 use crate::chunk::boxed_chunk;
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::io;
 use std::rc::Rc;
 
 use mio::event::Event;
@@ -95,8 +96,10 @@ impl fmt::Debug for Ready {
 }
 
 /// A callback that owns a source's events (the reactor style). Called on
-/// the hub's thread, outside any green thread, with the new readiness.
-pub type IoCallback = Rc<dyn Fn(Ready)>;
+/// the hub's thread, outside any green thread, with the event's readiness
+/// and the source's readiness cache (already updated with the event), so
+/// the callback needs no lookup of its own.
+pub type IoCallback = Rc<dyn Fn(Ready, &ReadyCache<'_>)>;
 
 #[derive(Clone, Copy)]
 pub(crate) struct LocalWaiter {
@@ -276,6 +279,145 @@ fn dispatch_extra(e: &Entry, bits: u8, wake: impl Fn(u32, u64)) {
     };
     e.extra.set(left || cb.is_some());
     if let Some(cb) = cb {
-        cb(Ready(bits));
+        cb(Ready(bits), &ReadyCache::new(e));
+    }
+}
+
+/// Clears `dir` in the readiness cache unless the hub has seen a close or
+/// an error on that side (whose edge will not come again).
+#[inline]
+pub(crate) fn clear_if_open(e: &Entry, dir: Ready) {
+    let closed = if dir.intersects(Ready::READABLE) {
+        Ready::READ_CLOSED.0 | Ready::ERROR.0
+    } else {
+        Ready::WRITE_CLOSED.0 | Ready::ERROR.0
+    };
+    let r = e.ready.get();
+    if r & closed == 0 {
+        e.ready.set(r & !dir.0);
+    }
+}
+
+/// A registration's readiness cache, lent by
+/// [`Registration::with_cache`](crate::io::Registration::with_cache)(crate::io::Registration::with_cache) for several operations under one lookup.
+/// It cannot leave the closure, and the registration it belongs to cannot be
+/// dropped meanwhile (the closure borrows it).
+pub struct ReadyCache<'a> {
+    e: &'a Entry,
+}
+
+impl<'a> ReadyCache<'a> {
+    /// The cache of `e` (the caller has checked that `e` is live and on
+    /// this thread's hub).
+    #[inline]
+    pub(crate) fn new(e: &'a Entry) -> ReadyCache<'a> {
+        ReadyCache { e }
+    }
+}
+
+impl fmt::Debug for ReadyCache<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ReadyCache")
+            .field(&self.readiness())
+            .finish()
+    }
+}
+
+impl ReadyCache<'_> {
+    /// The cached readiness, as [`Registration::readiness`](crate::io::Registration::readiness).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenio::io::{Ready, Registration};
+    ///
+    /// greenio::run(|| {
+    ///     let (mut tx, _rx) = mio::unix::pipe::new().unwrap();
+    ///     let reg = Registration::new(&mut tx).unwrap();
+    ///     let r = reg.with_cache(|c| c.readiness()).unwrap();
+    ///     assert!(r.contains(Ready::WRITABLE)); // new registrations start ready
+    /// });
+    /// ```
+    #[inline]
+    pub fn readiness(&self) -> Ready {
+        Ready(self.e.ready.get())
+    }
+
+    /// Clears bits, as [`Registration::clear_readiness`](crate::io::Registration::clear_readiness): after a syscall
+    /// said `WouldBlock`, or once a socket error has been fetched with
+    /// `take_error` (`ERROR`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenio::io::{Ready, Registration};
+    ///
+    /// greenio::run(|| {
+    ///     let (mut tx, _rx) = mio::unix::pipe::new().unwrap();
+    ///     let reg = Registration::new(&mut tx).unwrap();
+    ///     let r = reg
+    ///         .with_cache(|c| {
+    ///             c.clear(Ready::WRITABLE);
+    ///             c.readiness()
+    ///         })
+    ///         .unwrap();
+    ///     assert!(!r.intersects(Ready::WRITABLE));
+    /// });
+    /// ```
+    #[inline]
+    pub fn clear(&self, r: Ready) {
+        self.e.ready.set(self.e.ready.get() & !r.0);
+    }
+
+    /// The non-parking optimistic call, as [`Registration::try_once`](crate::io::Registration::try_once).
+    ///
+    /// # Errors
+    ///
+    /// The error of `op`; `WouldBlock` when `dir` is not ready.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenio::io::{Ready, Registration};
+    /// use std::io::Write;
+    ///
+    /// greenio::run(|| {
+    ///     let (mut tx, _rx) = mio::unix::pipe::new().unwrap();
+    ///     let reg = Registration::new(&mut tx).unwrap();
+    ///     let n = reg
+    ///         .with_cache(|c| c.try_once(Ready::WRITABLE, Some(2), || tx.write(b"hi")))
+    ///         .unwrap()
+    ///         .unwrap();
+    ///     assert_eq!(n, 2); // all written: WRITABLE stays set
+    ///     assert!(reg.readiness().intersects(Ready::WRITABLE));
+    /// });
+    /// ```
+    #[inline(always)]
+    pub fn try_once(
+        &self,
+        dir: Ready,
+        want: Option<usize>,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let e = self.e;
+        loop {
+            if e.ready.get() & dir.0 == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            match op() {
+                Ok(n) => {
+                    if want.is_some_and(|w| n > 0 && n < w) {
+                        clear_if_open(e, dir);
+                    }
+                    return Ok(n);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    e.ready.set(e.ready.get() & !dir.0);
+                    return Err(err);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            }
+        }
     }
 }

@@ -64,6 +64,17 @@ impl ParkWord {
         }
     }
 
+    /// Ends wait `seq`, which the caller has seen fired (`is_waiting`
+    /// returned false): no compare-and-swap is needed, since wakers only
+    /// ever change a word that is `seq|WAITING`. Returns how it was fired.
+    #[inline]
+    pub(crate) fn take_fired(&self, seq: u64) -> u64 {
+        let now = self.0.load(Ordering::Acquire);
+        debug_assert_ne!(now, seq << 2 | WAITING, "take_fired on an armed word");
+        self.0.store(seq << 2 | IDLE, Ordering::Relaxed);
+        now & 3
+    }
+
     /// Whether wait `seq` is still armed and unfired.
     #[inline]
     pub(crate) fn is_waiting(&self, seq: u64) -> bool {

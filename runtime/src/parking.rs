@@ -98,7 +98,7 @@ impl Hub {
                 break st;
             }
             if !h.word.is_waiting(seq) {
-                break h.word.disarm(seq);
+                break h.word.take_fired(seq);
             }
             if timer.is_none() {
                 if let Some(d) = deadline {

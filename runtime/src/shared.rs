@@ -157,14 +157,18 @@ impl Watch {
         self.running.store(std::ptr::null_mut(), Ordering::Relaxed);
     }
 
-    /// The hub is about to drop its reference to the header `h` of a
-    /// finished green thread (after `leave`): waits while the monitor reads
-    /// it (microseconds, and only if the monitor caught it running).
+    /// The hub is about to drop its references to the headers `hs` of
+    /// finished green threads (after `leave`): waits while the monitor
+    /// reads one of them (microseconds, and only if the monitor caught it
+    /// running). One fence for the whole batch.
     #[inline]
-    pub(crate) fn retire(&self, h: &Header) {
+    pub(crate) fn retire_all<'a>(&self, hs: impl Iterator<Item = &'a Header> + Clone) {
         fence(Ordering::SeqCst);
-        let p = h as *const Header as *mut Header;
-        while self.inspecting.load(Ordering::Relaxed) == p {
+        loop {
+            let p = self.inspecting.load(Ordering::Relaxed);
+            if p.is_null() || !hs.clone().any(|h| std::ptr::eq(h, p)) {
+                return;
+            }
             std::hint::spin_loop();
         }
     }

@@ -263,7 +263,7 @@ impl Waiter {
                         }
                     }
                 }
-                p.word.disarm(self.0.seq)
+                p.word.take_fired(self.0.seq)
             }
         };
         if state == TIMED_OUT {

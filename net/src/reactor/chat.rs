@@ -43,7 +43,6 @@ use std::fmt;
 use std::io;
 use std::ops::{Deref, DerefMut};
 
-use super::conn_core::ConnCore;
 use super::handler::{Context, Handler};
 
 /// The default limit of one record: 64 KiB (change it with
@@ -642,16 +641,16 @@ impl<C: ChatHandler> AsyncChat<C> {
 
     /// Frames the buffered input; `false` when handling must stop
     /// (paused, closing, over the high-water mark).
-    fn process(&mut self, sh: &ConnCore) -> bool {
+    fn process(&mut self, conn: &Context<'_>) -> bool {
         loop {
-            if !Context::new(sh).keep_reading() {
+            if !conn.twin().keep_reading() {
                 return false;
             }
             let avail = self.end - self.start;
             match &mut self.frame.terminator {
                 Terminator::Count(0) => {
                     self.frame.terminator = Terminator::None;
-                    self.found(sh);
+                    self.found(conn);
                 }
                 _ if avail == 0 => return true,
                 Terminator::Count(n) => {
@@ -660,12 +659,12 @@ impl<C: ChatHandler> AsyncChat<C> {
                     let done = *n == 0;
                     let (s, e) = (self.start, self.start + take);
                     self.start = e;
-                    if !self.deliver(sh, s, e) {
+                    if !self.deliver(conn, s, e) {
                         return false;
                     }
                     if done {
                         self.frame.terminator = Terminator::None;
-                        self.found(sh);
+                        self.found(conn);
                     }
                 }
                 Terminator::Bytes(t) if !t.is_empty() => {
@@ -675,16 +674,16 @@ impl<C: ChatHandler> AsyncChat<C> {
                         Some(i) => {
                             let (s, e) = (self.start, self.start + i);
                             self.start = e + t_len;
-                            if !self.deliver(sh, s, e) {
+                            if !self.deliver(conn, s, e) {
                                 return false;
                             }
-                            self.found(sh);
+                            self.found(conn);
                         }
                         None => {
                             let keep = partial_suffix(data, t);
                             let (s, e) = (self.start, self.end - keep);
                             self.start = e;
-                            return self.deliver(sh, s, e);
+                            return self.deliver(conn, s, e);
                         }
                     }
                 }
@@ -692,7 +691,7 @@ impl<C: ChatHandler> AsyncChat<C> {
                     // None, or an empty byte string: everything is record.
                     let (s, e) = (self.start, self.end);
                     self.start = e;
-                    if !self.deliver(sh, s, e) {
+                    if !self.deliver(conn, s, e) {
                         return false;
                     }
                 }
@@ -702,7 +701,7 @@ impl<C: ChatHandler> AsyncChat<C> {
 
     /// Hands `buf[s..e]` to `collect_incoming_data`, enforcing the record
     /// limit; `false` if the connection is being closed for it.
-    fn deliver(&mut self, sh: &ConnCore, s: usize, e: usize) -> bool {
+    fn deliver(&mut self, conn: &Context<'_>, s: usize, e: usize) -> bool {
         if s == e {
             return true;
         }
@@ -710,7 +709,7 @@ impl<C: ChatHandler> AsyncChat<C> {
         if let Some(max) = self.frame.max_record {
             if self.seen > max && !self.discarding {
                 let mut cx = ChatContext {
-                    cx: Context::new(sh),
+                    cx: conn.twin(),
                     frame: &mut self.frame,
                 };
                 match self.inner.record_too_long(&mut cx) {
@@ -732,7 +731,7 @@ impl<C: ChatHandler> AsyncChat<C> {
             return true;
         }
         let mut cx = ChatContext {
-            cx: Context::new(sh),
+            cx: conn.twin(),
             frame: &mut self.frame,
         };
         self.inner.collect_incoming_data(&mut cx, &self.buf[s..e]);
@@ -741,7 +740,7 @@ impl<C: ChatHandler> AsyncChat<C> {
 
     /// A record ended: hand it to `found_terminator` (or end the skipping
     /// of an over-long one).
-    fn found(&mut self, sh: &ConnCore) {
+    fn found(&mut self, conn: &Context<'_>) {
         self.seen = 0;
         if self.discarding {
             self.discarding = false;
@@ -750,7 +749,7 @@ impl<C: ChatHandler> AsyncChat<C> {
         }
         let mut record = std::mem::take(&mut self.frame.record);
         let mut cx = ChatContext {
-            cx: Context::new(sh),
+            cx: conn.twin(),
             frame: &mut self.frame,
         };
         self.inner.found_terminator(&mut cx, &record);
@@ -764,16 +763,18 @@ impl<C: ChatHandler> AsyncChat<C> {
 impl<C: ChatHandler> Handler for AsyncChat<C> {
     fn handle_connect(&mut self, cx: &mut Context<'_>) {
         let mut cx = ChatContext {
-            cx: Context::new(cx.sh),
+            cx: cx.twin(),
             frame: &mut self.frame,
         };
         self.inner.handle_connect(&mut cx);
     }
 
     fn handle_read(&mut self, cx: &mut Context<'_>) {
-        let sh = cx.sh;
+        // The run's context for the framing calls, apart from `cx`, which
+        // reads.
+        let conn = &cx.twin();
         loop {
-            if !self.process(sh) {
+            if !self.process(conn) {
                 return;
             }
             if self.start == self.end {
@@ -795,7 +796,7 @@ impl<C: ChatHandler> Handler for AsyncChat<C> {
                     if matches!(&self.frame.terminator, Terminator::None)
                         || matches!(&self.frame.terminator, Terminator::Bytes(t) if t.is_empty())
                     {
-                        self.found(sh);
+                        self.found(conn);
                     }
                     return;
                 }
@@ -807,7 +808,7 @@ impl<C: ChatHandler> Handler for AsyncChat<C> {
 
     fn handle_write(&mut self, cx: &mut Context<'_>) {
         let mut cx = ChatContext {
-            cx: Context::new(cx.sh),
+            cx: cx.twin(),
             frame: &mut self.frame,
         };
         self.inner.handle_write(&mut cx);
@@ -815,7 +816,7 @@ impl<C: ChatHandler> Handler for AsyncChat<C> {
 
     fn handle_eof(&mut self, cx: &mut Context<'_>) {
         let mut cx = ChatContext {
-            cx: Context::new(cx.sh),
+            cx: cx.twin(),
             frame: &mut self.frame,
         };
         self.inner.handle_eof(&mut cx);
@@ -823,7 +824,7 @@ impl<C: ChatHandler> Handler for AsyncChat<C> {
 
     fn handle_close(&mut self, cx: &mut Context<'_>) {
         let mut cx = ChatContext {
-            cx: Context::new(cx.sh),
+            cx: cx.twin(),
             frame: &mut self.frame,
         };
         self.inner.handle_close(&mut cx);
@@ -831,7 +832,7 @@ impl<C: ChatHandler> Handler for AsyncChat<C> {
 
     fn handle_error(&mut self, cx: &mut Context<'_>, err: &io::Error) {
         let mut cx = ChatContext {
-            cx: Context::new(cx.sh),
+            cx: cx.twin(),
             frame: &mut self.frame,
         };
         self.inner.handle_error(&mut cx, err);

@@ -1,4 +1,4 @@
-//! The handler-independent half of a connection: the socket, its readiness
+//! The handler-independent half of a connection: the socket, its state
 //! flags, the output queue, and every syscall and state change that a
 //! [`Context`](super::Context) or [`Handle`](super::Handle) makes. The
 //! handler-dependent half, the run that calls the handler, is in
@@ -6,9 +6,19 @@
 //!
 //! All of it is touched only on the hub's thread. The flags are one
 //! `Cell<u32>` ([`ConnCore::flags`]); each is documented with who sets and
-//! clears it. The socket and the output queue sit in one `RefCell`
-//! ([`Io`]) borrowed for one syscall or one queue operation at a time,
-//! never while user code (a handler, a producer) runs.
+//! clears it. The socket and the output queue sit in one `RefCell` ([`Io`])
+//! borrowed for one syscall or one queue operation at a time, never while
+//! user code (a handler, a producer) runs.
+//!
+//! Readiness is not among the flags: whether a read or a write may not
+//! block, and whether the peer closed or the socket has an error, is the
+//! readiness cache of the connection's [`Registration`], which the hub
+//! updates from each event before it calls us. Every syscall goes through
+//! [`ReadyCache::try_once`], which keeps that cache (`WouldBlock` and the
+//! short-transfer rule clear it), so the connection has nothing to track.
+//! A run looks the cache up once ([`Registration::with_cache`]) and lends
+//! it to every step and to the handler's [`Context`](super::Context); a
+//! [`Handle`](super::Handle), used outside runs, looks it up per call.
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, ErrorKind, Read, Write};
@@ -16,7 +26,7 @@ use std::net::Shutdown;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use greenio_runtime::io::{Ready, Registration};
+use greenio_runtime::io::{Ready, ReadyCache, Registration};
 use mio::net::TcpStream;
 
 use super::dispatcher::Channel;
@@ -57,67 +67,53 @@ pub(super) const LINGER_DISCARD: usize = 64 * 1024;
 //
 // One `Cell<u32>` per connection. Set and cleared only on the hub thread.
 
-/// A read may not block: set by READABLE events, cleared by `WouldBlock`, by
-/// a short read (unless `HUP`), and at EOF.
-pub(super) const READABLE: u32 = 1 << 0;
-/// A write may not block: set by WRITABLE events, cleared by `WouldBlock`
-/// or a short write.
-pub(super) const WRITABLE: u32 = 1 << 1;
-/// An event carried the peer's FIN: read on until EOF (no short-read
-/// shortcut, no further edge will come).
-pub(super) const HUP: u32 = 1 << 2;
-/// An event carried a socket error: fetch it with `take_error`.
-pub(super) const SOCKERR: u32 = 1 << 3;
 /// Outgoing connect not yet confirmed.
-pub(super) const CONNECTING: u32 = 1 << 4;
+pub(super) const CONNECTING: u32 = 1 << 0;
 /// Connected, `handle_connect` not yet called.
-pub(super) const FRESH: u32 = 1 << 5;
+pub(super) const FRESH: u32 = 1 << 1;
 /// The handler paused reading.
-pub(super) const PAUSED: u32 = 1 << 6;
+pub(super) const PAUSED: u32 = 1 << 2;
 /// Call `handle_read` once reading is allowed again, readable or not (the
 /// handler may hold buffered input).
-pub(super) const MISSED: u32 = 1 << 7;
+pub(super) const MISSED: u32 = 1 << 3;
 /// `recv` returned data during the current `handle_read` call.
-pub(super) const PROGRESS: u32 = 1 << 8;
+pub(super) const PROGRESS: u32 = 1 << 4;
 /// `recv` returned 0: the peer sent everything.
-pub(super) const EOF: u32 = 1 << 9;
+pub(super) const EOF: u32 = 1 << 5;
 /// `handle_eof` was called.
-pub(super) const EOF_SEEN: u32 = 1 << 10;
+pub(super) const EOF_SEEN: u32 = 1 << 6;
 /// Graceful close requested: no more reads or pushes; close when the
 /// output queue is empty.
-pub(super) const CLOSING: u32 = 1 << 11;
+pub(super) const CLOSING: u32 = 1 << 7;
 /// The handler's life is over: socket closed (or lingering), no reads or
 /// writes through the handler any more.
-pub(super) const CLOSED: u32 = 1 << 12;
+pub(super) const CLOSED: u32 = 1 << 8;
 /// `handle_error`/`handle_close` still to be delivered.
-pub(super) const NOTIFY: u32 = 1 << 13;
+pub(super) const NOTIFY: u32 = 1 << 9;
 /// `handle_close` delivery has started (never delivered twice).
-pub(super) const NOTIFIED: u32 = 1 << 14;
+pub(super) const NOTIFIED: u32 = 1 << 10;
 /// The handler has been dropped.
-pub(super) const DONE: u32 = 1 << 15;
+pub(super) const DONE: u32 = 1 << 11;
 /// Inside `run`: the handler is borrowed.
-pub(super) const BUSY: u32 = 1 << 16;
+pub(super) const BUSY: u32 = 1 << 12;
 /// A scheduled run is pending.
-pub(super) const SCHEDULED: u32 = 1 << 17;
+pub(super) const SCHEDULED: u32 = 1 << 13;
 /// A budget ran out: run again after the next poll.
-pub(super) const MORE: u32 = 1 << 18;
+pub(super) const MORE: u32 = 1 << 14;
 /// Shut down for writing, discarding input until the peer's EOF.
-pub(super) const LINGER_ON: u32 = 1 << 19;
+pub(super) const LINGER_ON: u32 = 1 << 15;
 /// The output queue is not empty. Mirrors `io.out` (see `ConnCore::sync_out`)
 /// so that the per-message path reads flags instead of borrowing the queue.
-pub(super) const QUEUED: u32 = 1 << 20;
+pub(super) const QUEUED: u32 = 1 << 16;
 /// More than the high-water mark waits in the output queue: reading pauses.
 /// Mirrors `io.out` like `QUEUED`.
-pub(super) const OVER: u32 = 1 << 21;
+pub(super) const OVER: u32 = 1 << 17;
 
 /// The socket side of a connection. Borrowed only for one syscall or queue
 /// operation at a time, never while user code runs.
 pub(super) struct Io {
     /// The socket; `None` once closed.
     pub(super) sock: Option<TcpStream>,
-    /// Its registration with the hub (which holds our callback); `None`
-    /// once closed.
-    pub(super) reg: Option<Registration>,
     /// The output FIFO.
     pub(super) out: Output,
 }
@@ -128,10 +124,17 @@ pub(crate) struct ConnCore {
     /// This connection as a type-erased channel, for scheduling runs and
     /// making handles.
     pub(super) me: Weak<dyn Channel>,
-    /// The `READABLE`..`OVER` flags above.
+    /// The `CONNECTING`..`OVER` flags above.
     pub(super) flags: Cell<u32>,
-    /// Socket, registration and output queue.
+    /// Socket and output queue.
     pub(super) io: RefCell<Io>,
+    /// The socket's registration with the hub: the readiness cache, and our
+    /// callback until the connection closes (`teardown` removes it, which
+    /// breaks the cycle connection -> registration -> callback ->
+    /// connection). Kept for the connection's life, so that a run may use
+    /// its cache to the end even if the connection closes meanwhile; the
+    /// hub's slot is released when the connection is dropped.
+    pub(super) reg: Registration,
     /// The error to report to `handle_error` (the first one wins).
     pub(super) error: RefCell<Option<io::Error>>,
     /// Reading pauses while more than this waits to be sent.
@@ -210,27 +213,19 @@ impl ConnCore {
         !self.has(PAUSED | CLOSING | CLOSED | EOF | CONNECTING | FRESH | OVER)
     }
 
-    /// Records an event's readiness bits.
-    #[inline]
-    pub(super) fn note(&self, ev: Ready) {
-        let mut bits = 0;
-        if ev.intersects(Ready::READABLE) {
-            bits |= READABLE;
-        }
-        if ev.intersects(Ready::WRITABLE) {
-            bits |= WRITABLE;
-        }
-        if ev.intersects(Ready::READ_CLOSED) {
-            bits |= HUP;
-        }
-        if ev.intersects(Ready::ERROR) {
-            bits |= SOCKERR;
-        }
-        self.set(bits);
+    /// Runs `f` with the readiness cache looked up through the
+    /// registration: for calls made outside a run, which has none to lend.
+    ///
+    /// # Errors
+    ///
+    /// [`Misuse::OtherHub`](greenio_runtime::Misuse::OtherHub) off the
+    /// connection's hub (a [`Handle`](super::Handle) used there).
+    pub(super) fn with_cache<R>(&self, f: impl FnOnce(&ReadyCache<'_>) -> R) -> io::Result<R> {
+        self.reg.with_cache(f)
     }
 
     #[inline]
-    pub(super) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub(super) fn recv(&self, c: &ReadyCache<'_>, buf: &mut [u8]) -> io::Result<usize> {
         let f = self.flags.get();
         if f & EOF != 0 {
             return Ok(0);
@@ -238,13 +233,13 @@ impl ConnCore {
         if f & (CLOSING | CLOSED) != 0 {
             return Err(ErrorKind::NotConnected.into());
         }
-        if f & READABLE == 0 || buf.is_empty() {
+        if !c.readiness().intersects(Ready::READABLE) || buf.is_empty() {
             return Err(ErrorKind::WouldBlock.into());
         }
         if !self.may_read() {
             // Refused (paused, or output over the high-water mark): call
-            // handle_read again once reading is allowed, even if no new
-            // edge comes (the data is already in the socket).
+            // handle_read again once reading is allowed, even if no new edge
+            // comes (the data is already in the socket).
             self.set(MISSED);
             return Err(ErrorKind::WouldBlock.into());
         }
@@ -254,111 +249,81 @@ impl ConnCore {
             return Err(ErrorKind::WouldBlock.into());
         }
         let want = buf.len().min(left);
-        let r = loop {
-            let r = match self.io.borrow_mut().sock.as_mut() {
-                Some(s) => s.read(&mut buf[..want]),
-                None => Err(ErrorKind::NotConnected.into()),
-            };
-            match r {
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                r => break r,
-            }
+        // A short read drained the receive queue and clears READABLE (the
+        // next byte to arrive raises a new edge), unless the hub saw the
+        // peer's FIN.
+        let r = match self.io.borrow_mut().sock.as_mut() {
+            Some(s) => c.try_once(Ready::READABLE, Some(want), || s.read(&mut buf[..want])),
+            None => Err(ErrorKind::NotConnected.into()),
         };
         match r {
             Ok(0) => {
                 self.set(EOF);
-                self.clear(READABLE);
                 Ok(0)
             }
             Ok(n) => {
                 self.read_left.set(left - n);
                 self.set(PROGRESS);
-                if n < want && f & HUP == 0 {
-                    // A short read on a stream drained the receive queue:
-                    // the next byte to arrive raises a new edge.
-                    self.clear(READABLE);
-                }
                 Ok(n)
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                self.clear(READABLE);
-                Err(e)
-            }
-            Err(e) => {
-                let copy = copy_error(&e);
-                self.fail(e);
-                Err(copy)
-            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Err(e),
+            Err(e) => Err(self.fail_copy(e)),
         }
     }
 
-    pub(super) fn push(&self, data: &[u8]) -> io::Result<()> {
+    pub(super) fn push(&self, c: &ReadyCache<'_>, data: &[u8]) -> io::Result<()> {
         if self.has(CLOSING | CLOSED) {
             return Err(ErrorKind::NotConnected.into());
         }
         if data.is_empty() {
             return Ok(());
         }
-        let direct = self.flags.get() & (WRITABLE | CONNECTING) == WRITABLE;
+        let mut rest = data;
+        if !self.has(CONNECTING | QUEUED) {
+            // Nothing queued: write at once if the cache says writable (no
+            // syscall otherwise). A short write filled the send buffer and
+            // clears WRITABLE.
+            let r = match self.io.borrow_mut().sock.as_mut() {
+                Some(s) => c.try_once(Ready::WRITABLE, Some(rest.len()), || s.write(rest)),
+                None => return Err(ErrorKind::NotConnected.into()),
+            };
+            match r {
+                Ok(n) if n == rest.len() => return Ok(()),
+                Ok(0) => return Err(self.fail_copy(ErrorKind::WriteZero.into())),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(self.fail_copy(e)),
+            }
+        }
         let r = {
             let mut io = self.io.borrow_mut();
-            let io = &mut *io;
-            let Some(sock) = io.sock.as_mut() else {
+            if io.sock.is_none() {
                 return Err(ErrorKind::NotConnected.into());
-            };
-            let mut rest = data;
-            let mut failed = None;
-            if direct && io.out.is_empty() {
-                loop {
-                    match sock.write(rest) {
-                        Ok(n) if n == rest.len() => return Ok(()),
-                        Ok(0) => {
-                            failed = Some(io::Error::from(ErrorKind::WriteZero));
-                            break;
-                        }
-                        Ok(n) => {
-                            // Short write: the send buffer is full.
-                            rest = &rest[n..];
-                            self.clear(WRITABLE);
-                            break;
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                            self.clear(WRITABLE);
-                            break;
-                        }
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                }
             }
-            match failed {
-                Some(e) => Err(e),
-                None => {
-                    let limit = self.limit.get();
-                    if io.out.pushed() + rest.len() > limit {
-                        Err(io::Error::new(
-                            ErrorKind::OutOfMemory,
-                            format!(
-                                "output queue over its limit of {limit} bytes: \
-                                 the peer does not read fast enough"
-                            ),
-                        ))
-                    } else {
-                        io.out.push(rest);
-                        self.sync_out(&io.out);
-                        Ok(())
-                    }
-                }
+            let limit = self.limit.get();
+            if io.out.pushed() + rest.len() > limit {
+                Err(io::Error::new(
+                    ErrorKind::OutOfMemory,
+                    format!(
+                        "output queue over its limit of {limit} bytes: \
+                         the peer does not read fast enough"
+                    ),
+                ))
+            } else {
+                io.out.push(rest);
+                self.sync_out(&io.out);
+                Ok(())
             }
         };
-        r.map_err(|e| {
-            let copy = copy_error(&e);
-            self.fail(e);
-            copy
-        })
+        r.map_err(|e| self.fail_copy(e))
+    }
+
+    /// Closes the connection on `err` (see [`fail`](Self::fail)); returns a
+    /// copy for the caller.
+    fn fail_copy(&self, err: io::Error) -> io::Error {
+        let copy = copy_error(&err);
+        self.fail(err);
+        copy
     }
 
     pub(super) fn push_producer(&self, p: Box<dyn Producer>) -> io::Result<()> {
@@ -370,7 +335,9 @@ impl ConnCore {
             io.out.push_producer(p);
             self.sync_out(&io.out);
         }
-        if self.has(WRITABLE) && !self.has(BUSY) {
+        // In a run (BUSY) the run's write step sends it; otherwise a run is
+        // scheduled if the socket may take it now.
+        if !self.has(BUSY) && self.reg.readiness().intersects(Ready::WRITABLE) {
             self.schedule();
         }
         Ok(())
@@ -430,24 +397,27 @@ impl ConnCore {
         }
     }
 
-    /// Closes the socket now and forgets the output queue. Everything is
-    /// taken out under one short borrow and dropped after it: dropping the
-    /// registration drops the hub's callback, and producers are user code.
+    /// Closes the socket now, removes the hub's callback and forgets the
+    /// output queue. The socket and the queue are taken out under one short
+    /// borrow and dropped after it: producers are user code. The callback
+    /// is dropped by `set_callback`, outside any borrow of ours.
     pub(super) fn teardown(&self) {
         self.set(CLOSED);
-        self.clear(LINGER_ON | READABLE | WRITABLE | QUEUED | OVER);
-        let (reg, sock, out) = {
+        self.clear(LINGER_ON | QUEUED | OVER);
+        // Off the hub there is no callback to remove (it was dropped with
+        // the hub's table): nothing to do about the error.
+        let _ = self.reg.set_callback(None);
+        let (sock, out) = {
             let mut io = self.io.borrow_mut();
-            (io.reg.take(), io.sock.take(), io.out.take())
+            (io.sock.take(), io.out.take())
         };
-        drop(reg);
         drop(sock);
         drop(out);
     }
 
     /// Graceful close, output sent: shut down our side and linger for the
     /// peer's EOF so that it reads everything before it sees a reset.
-    pub(super) fn finish_close(&self) {
+    pub(super) fn finish_close(&self, c: &ReadyCache<'_>) {
         self.set(CLOSED | NOTIFY);
         if self.has(EOF) {
             // The peer sent everything: nothing more can arrive to make the
@@ -460,7 +430,7 @@ impl ConnCore {
             return;
         }
         self.set(LINGER_ON);
-        self.linger_drain();
+        self.linger_drain(c);
         if self.has(LINGER_ON) {
             let me = self.me.clone();
             spawn_task(move || {
@@ -476,13 +446,15 @@ impl ConnCore {
 
     /// Discards input of a lingering connection; closes it at EOF, on an
     /// error, or when the peer keeps sending.
-    pub(super) fn linger_drain(&self) {
+    pub(super) fn linger_drain(&self, c: &ReadyCache<'_>) {
         let mut buf = [0u8; 4096];
         let mut total = 0;
+        // A short read clears READABLE unless the hub saw the peer's FIN, so
+        // the next turn returns `WouldBlock` without a syscall.
         loop {
             let r = match self.io.borrow_mut().sock.as_mut() {
-                Some(s) => s.read(&mut buf),
-                None => return,
+                Some(s) => c.try_once(Ready::READABLE, Some(buf.len()), || s.read(&mut buf)),
+                None => return, // closed already
             };
             match r {
                 Ok(0) => break,
@@ -491,12 +463,8 @@ impl ConnCore {
                     if total > LINGER_DISCARD {
                         break;
                     }
-                    if n < buf.len() && !self.has(HUP) {
-                        return;
-                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => break,
             }
         }
@@ -521,8 +489,8 @@ impl ConnCore {
     }
 
     /// Sends from the output queue until it is empty, the socket is full,
-    /// or this run's budget is used up.
-    pub(super) fn flush(&self) -> Flush {
+    /// or this run's budget is used up; `c` is the run's readiness cache.
+    pub(super) fn flush(&self, c: &ReadyCache<'_>) -> Flush {
         enum Step {
             Again,
             Fail(io::Error),
@@ -542,23 +510,20 @@ impl ConnCore {
                         return Flush::Budget;
                     }
                     let n = pending.len().min(left);
-                    match sock.write(&pending[..n]) {
+                    // A short write filled the send buffer and clears the
+                    // cache; so does `WouldBlock`.
+                    match c.try_once(Ready::WRITABLE, Some(n), || sock.write(&pending[..n])) {
                         Ok(0) => Step::Fail(ErrorKind::WriteZero.into()),
                         Ok(k) => {
                             io.out.consume(k);
                             self.sync_out(&io.out);
                             self.write_left.set(left - k);
                             if k < n {
-                                self.clear(WRITABLE);
                                 return Flush::Blocked;
                             }
                             Step::Again
                         }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                            self.clear(WRITABLE);
-                            return Flush::Blocked;
-                        }
-                        Err(e) if e.kind() == ErrorKind::Interrupted => Step::Again,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => return Flush::Blocked,
                         Err(e) => Step::Fail(e),
                     }
                 } else {
@@ -616,7 +581,7 @@ impl ConnCore {
             // events go first.
             greenio_runtime::sleep(Duration::ZERO);
             me.shared().clear(SCHEDULED);
-            me.run(Ready::EMPTY);
+            me.run();
         });
         if !ok {
             self.clear(SCHEDULED);
@@ -625,7 +590,7 @@ impl ConnCore {
 
     /// Whether this connection needs another run without a new event.
     #[inline]
-    pub(super) fn wants_run(&self) -> bool {
+    pub(super) fn wants_run(&self, c: &ReadyCache<'_>) -> bool {
         let f = self.flags.get();
         if f & (MORE | MISSED | NOTIFY | QUEUED | CLOSING) == 0 {
             return false; // the steady state
@@ -641,7 +606,7 @@ impl ConnCore {
         }
         f & MORE != 0
             || (f & MISSED != 0 && self.may_read())
-            || (f & WRITABLE != 0 && f & CONNECTING == 0 && !self.out_is_empty())
+            || (f & (QUEUED | CONNECTING) == QUEUED && c.readiness().intersects(Ready::WRITABLE))
             || (f & CLOSING != 0 && self.out_is_empty())
     }
 }
@@ -687,14 +652,15 @@ impl ConnCore {
         me: Weak<dyn Channel>,
         flags: u32,
         sock: TcpStream,
+        reg: Registration,
         tracker: Option<Rc<Tracker>>,
     ) -> ConnCore {
         ConnCore {
             me,
             flags: Cell::new(flags),
+            reg,
             io: RefCell::new(Io {
                 sock: Some(sock),
-                reg: None,
                 out: Output::default(),
             }),
             error: RefCell::new(None),

@@ -3,12 +3,15 @@
 //!
 //! # One dispatch
 //!
-//! The hub calls [`Channel::run`] with the readiness bits of an event (or
-//! with none, for work scheduled by the connection itself). A run goes
-//! through fixed steps, each skipped when it has nothing to do:
+//! The hub calls [`Channel::run`] for an event, after it has recorded the
+//! event's bits in the registration's readiness cache (a connection also
+//! runs itself for work it scheduled). A run looks that cache up once
+//! ([`Registration::with_cache`]) and lends it to every step and to the
+//! handler's [`Context`]. It goes through fixed steps, each skipped when it
+//! has nothing to do:
 //!
 //! ```text
-//!   note the event's bits in the flags (READABLE, WRITABLE, HUP, SOCKERR)
+//!   0. error     the cache has ERROR -> take_error, close on it
 //!   1. connect   outgoing connect finished? -> handle_connect (or the error)
 //!   2. write     flush the output FIFO; emptied -> handle_write
 //!   3. read      while reading is allowed and the socket may have data:
@@ -20,11 +23,15 @@
 //!   8. later     budget used up, or work requested from outside -> schedule a run
 //! ```
 //!
-//! Readiness is edge-triggered, so the connection keeps its own cache of
-//! "a read (write) may not block" bits, set by events and cleared only when
-//! the kernel said `WouldBlock` or a short read/write showed the socket
-//! drained (full). A handler that stops before `WouldBlock` is therefore
-//! called again, as with a level-triggered `select` loop.
+//! Readiness is edge-triggered, so the connection asks the registration's
+//! readiness cache ([`ReadyCache::readiness`]) whether a read (write) may
+//! not block: the hub sets its bits from events, and every syscall goes
+//! through [`ReadyCache::try_once`], which clears them only when the
+//! kernel said `WouldBlock` or a short read/write showed the socket drained
+//! (full). A handler that stops before `WouldBlock` is therefore called
+//! again, as with a level-triggered `select` loop. The connection keeps no
+//! readiness of its own: its flags say what the handler asked for and how
+//! far a run got.
 //!
 //! # Rules that keep callbacks simple
 //!
@@ -54,7 +61,7 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 
-use greenio_runtime::io::{IoCallback, Ready, Registration};
+use greenio_runtime::io::{IoCallback, Ready, ReadyCache, Registration};
 use mio::net::TcpStream;
 
 use super::conn_core::*;
@@ -66,9 +73,9 @@ use super::listener::Tracker;
 pub(crate) trait Channel {
     /// The handler-independent state.
     fn shared(&self) -> &ConnCore;
-    /// One dispatch: `ev` are the event's readiness bits (empty for a
-    /// scheduled run).
-    fn run(&self, ev: Ready);
+    /// One dispatch, for an event (whose bits are in the registration's
+    /// readiness cache by now) or for work the connection scheduled.
+    fn run(&self);
 }
 
 /// The text of a panic payload for a log line (the runtime's
@@ -103,26 +110,30 @@ pub(crate) fn start<H: Handler>(
     tracker: Option<Rc<Tracker>>,
 ) -> io::Result<Handle> {
     let reg = Registration::new(&mut sock)?;
-    let flags = match how {
-        Start::Connected => FRESH | WRITABLE,
-        Start::Connecting => CONNECTING,
+    // The cache starts with both directions ready. A new connection may
+    // write at once but waits for the first READABLE edge before it reads
+    // (epoll reports data that arrived before the registration); an
+    // outgoing connect waits for the edge that ends it.
+    let (flags, not_yet) = match how {
+        Start::Connected => (FRESH, Ready::READABLE),
+        Start::Connecting => (CONNECTING, Ready::ALL),
     };
+    reg.clear_readiness(not_yet);
     let conn: Rc<Conn<H>> = Rc::new_cyclic(|w: &Weak<Conn<H>>| {
         let me: Weak<dyn Channel> = w.clone();
         Conn {
-            sh: ConnCore::new(me, flags, sock, tracker),
+            sh: ConnCore::new(me, flags, sock, reg, tracker),
             handler: RefCell::new(Some(handler)),
         }
     });
     let c = conn.clone();
-    let cb: IoCallback = Rc::new(move |ev| c.run(ev));
-    reg.set_callback(Some(cb))?;
-    conn.sh.io.borrow_mut().reg = Some(reg);
+    let cb: IoCallback = Rc::new(move |_, cache| c.run_cached(cache));
+    conn.sh.reg.set_callback(Some(cb))?;
     if let Some(t) = &conn.sh.tracker {
         t.add(conn.sh.me.clone());
     }
     if how == Start::Connected {
-        conn.run(Ready::EMPTY);
+        conn.run();
     }
     Ok(Handle::new(conn))
 }
@@ -132,39 +143,56 @@ impl<H: Handler> Channel for Conn<H> {
         &self.sh
     }
 
-    fn run(&self, ev: Ready) {
+    fn run(&self) {
         let sh = &self.sh;
-        sh.note(ev);
-        let f = sh.flags.get();
-        if f & BUSY != 0 {
-            return; // noted; the run in progress sees it
+        if sh.has(BUSY) {
+            return; // the cache has the event; the run in progress sees it
         }
+        // One lookup of the readiness cache per run, lent to every step and
+        // to the handler's Context.
+        if let Err(e) = sh.with_cache(|c| self.run_with(c)) {
+            // Runs come from the hub's loop; a misused Handle cannot get here.
+            log::debug!("greenio reactor: a connection ran off its hub: {e}");
+        }
+    }
+}
+
+impl<H: Handler> Conn<H> {
+    /// A run from the hub's dispatch, which lends the cache it already holds.
+    fn run_cached(&self, cache: &ReadyCache<'_>) {
+        if !self.sh.has(BUSY) {
+            self.run_with(cache);
+        }
+    }
+
+    /// A run, with the readiness cache `c` lent to it.
+    fn run_with(&self, c: &ReadyCache<'_>) {
+        let sh = &self.sh;
+        let f = sh.flags.get();
         if f & DONE != 0 {
             if f & LINGER_ON != 0 {
-                sh.linger_drain();
+                sh.linger_drain(c);
             }
             return;
         }
         sh.set(BUSY);
         sh.clear(MORE);
         sh.begin_run();
-        self.dispatch();
+        self.dispatch(c);
         sh.clear(BUSY);
-        if sh.wants_run() {
+        if sh.wants_run(c) {
             sh.schedule();
         }
     }
-}
 
-impl<H: Handler> Conn<H> {
-    /// Steps 1-7 of a run, with the handler borrowed, panics caught.
-    fn dispatch(&self) {
+    /// Steps 0-7 of a run, with the handler borrowed, panics caught.
+    fn dispatch(&self, c: &ReadyCache<'_>) {
         let sh = &self.sh;
         let mut slot = self.handler.borrow_mut();
         let Some(h) = slot.as_mut() else {
             return;
         };
-        let r = panic::catch_unwind(AssertUnwindSafe(|| steps(sh, h)));
+        let r = panic::catch_unwind(AssertUnwindSafe(|| steps(sh, h, c)));
         if let Err(payload) = r {
             let msg = panic_message(&*payload);
             log::error!(
@@ -173,7 +201,7 @@ impl<H: Handler> Conn<H> {
             );
             sh.fail(io::Error::other(format!("handler panicked: {msg}")));
             if !sh.has(NOTIFIED) {
-                let again = panic::catch_unwind(AssertUnwindSafe(|| notify(sh, h)));
+                let again = panic::catch_unwind(AssertUnwindSafe(|| notify(sh, h, c)));
                 if again.is_err() {
                     log::error!("greenio reactor: the handler panicked again in handle_close");
                 }
@@ -196,16 +224,16 @@ impl<H: Handler> Conn<H> {
     }
 }
 
-/// Steps 1-7 of a run.
-fn steps<H: Handler>(sh: &ConnCore, h: &mut H) {
-    let cx = &mut Context::new(sh);
+/// Steps 0-7 of a run.
+fn steps<H: Handler>(sh: &ConnCore, h: &mut H, c: &ReadyCache<'_>) {
+    let cx = &mut Context::new(sh, c);
     // The steady state of a connection (readable, nothing queued, nothing
     // pending) skips every step but the read with one test per end.
-    if sh.has(SOCKERR | CONNECTING | FRESH | QUEUED) {
+    if c.readiness().intersects(Ready::ERROR) || sh.has(CONNECTING | FRESH | QUEUED) {
         prologue(sh, h, cx);
     }
     // 3. read
-    while sh.has(READABLE | MISSED) && sh.may_read() {
+    while (c.readiness().intersects(Ready::READABLE) || sh.has(MISSED)) && sh.may_read() {
         sh.clear(MISSED | PROGRESS);
         h.handle_read(cx);
         if !sh.has(PROGRESS) || sh.read_left.get() == 0 {
@@ -217,10 +245,15 @@ fn steps<H: Handler>(sh: &ConnCore, h: &mut H) {
     }
 }
 
-/// Steps 1-2 of a run: socket error, connect, first flush.
+/// Steps 0-2 of a run: socket error, connect, first flush.
 fn prologue<H: Handler>(sh: &ConnCore, h: &mut H, cx: &mut Context<'_>) {
-    if sh.has(SOCKERR) {
-        sh.clear(SOCKERR);
+    let c = cx.cache;
+    let ready = c.readiness();
+    // 0. error
+    if ready.intersects(Ready::ERROR) {
+        // Handled once: the error is fetched (or the connect check below
+        // fetches it), and a short read may clear READABLE again.
+        c.clear(Ready::ERROR);
         if !sh.has(CONNECTING | CLOSED) {
             match sh.with_sock(|s| s.take_error()) {
                 Ok(Some(e)) | Err(e) => sh.fail(e),
@@ -229,13 +262,14 @@ fn prologue<H: Handler>(sh: &ConnCore, h: &mut H, cx: &mut Context<'_>) {
         }
     }
     // 1. connect
-    if sh.has(CONNECTING) && !sh.has(CLOSED) && sh.has(READABLE | WRITABLE) {
+    if sh.has(CONNECTING) && !sh.has(CLOSED) && ready.intersects(Ready::ALL) {
         match sh.finish_connect() {
+            // The edge that ended the connect set WRITABLE.
             Ok(true) => {
                 sh.clear(CONNECTING);
-                sh.set(FRESH | WRITABLE);
+                sh.set(FRESH);
             }
-            Ok(false) => sh.clear(READABLE | WRITABLE),
+            Ok(false) => c.clear(Ready::ALL),
             Err(e) => sh.fail(e),
         }
     }
@@ -258,17 +292,21 @@ fn epilogue<H: Handler>(sh: &ConnCore, h: &mut H, cx: &mut Context<'_>) {
     write_side(sh, h, cx);
     // 6. close
     if sh.has(CLOSING) && !sh.has(CLOSED) && sh.out_is_empty() {
-        sh.finish_close();
+        sh.finish_close(cx.cache);
     }
     // 7. notify
-    notify(sh, h);
+    notify(sh, h, cx.cache);
 }
 
 fn write_side<H: Handler>(sh: &ConnCore, h: &mut H, cx: &mut Context<'_>) {
-    if sh.out_is_empty() || !sh.has(WRITABLE) || sh.has(CLOSED | CONNECTING | FRESH) {
+    let c = cx.cache;
+    if sh.out_is_empty()
+        || sh.has(CLOSED | CONNECTING | FRESH)
+        || !c.readiness().intersects(Ready::WRITABLE)
+    {
         return;
     }
-    match sh.flush() {
+    match sh.flush(c) {
         Flush::Drained => {
             if !sh.has(CLOSING | CLOSED) {
                 h.handle_write(cx);
@@ -279,13 +317,13 @@ fn write_side<H: Handler>(sh: &ConnCore, h: &mut H, cx: &mut Context<'_>) {
     }
 }
 
-fn notify<H: Handler>(sh: &ConnCore, h: &mut H) {
+fn notify<H: Handler>(sh: &ConnCore, h: &mut H, c: &ReadyCache<'_>) {
     if !sh.has(NOTIFY) || sh.has(NOTIFIED) {
         return;
     }
     sh.clear(NOTIFY);
     sh.set(NOTIFIED);
-    let cx = &mut Context::new(sh);
+    let cx = &mut Context::new(sh, c);
     let err = sh.error.borrow_mut().take();
     if let Some(e) = err {
         h.handle_error(cx, &e);

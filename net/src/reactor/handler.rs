@@ -9,6 +9,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use greenio_runtime::io::ReadyCache;
+
 use super::conn_core::{ConnCore, CLOSED, CLOSING, MISSED};
 use super::dispatcher::Channel;
 use super::producer::Producer;
@@ -231,6 +233,8 @@ pub trait Handler: 'static {
 /// ```
 pub struct Context<'a> {
     pub(super) sh: &'a ConnCore,
+    /// The readiness cache the current run looked up.
+    pub(super) cache: &'a ReadyCache<'a>,
 }
 
 impl fmt::Debug for Context<'_> {
@@ -242,8 +246,17 @@ impl fmt::Debug for Context<'_> {
 }
 
 impl<'a> Context<'a> {
-    pub(super) fn new(sh: &'a ConnCore) -> Context<'a> {
-        Context { sh }
+    pub(super) fn new(sh: &'a ConnCore, cache: &'a ReadyCache<'a>) -> Context<'a> {
+        Context { sh, cache }
+    }
+
+    /// Another context for the same connection and run (for a wrapper
+    /// handler that calls an inner one).
+    pub(super) fn twin(&self) -> Context<'a> {
+        Context {
+            sh: self.sh,
+            cache: self.cache,
+        }
     }
 
     /// Reads into `buf`. `Ok(0)` is the end of the stream (the reactor
@@ -283,7 +296,7 @@ impl<'a> Context<'a> {
     /// ```
     #[inline]
     pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sh.recv(buf)
+        self.sh.recv(self.cache, buf)
     }
 
     /// Queues `data` for sending. When nothing is queued and the socket is
@@ -318,7 +331,7 @@ impl<'a> Context<'a> {
     /// ```
     #[inline]
     pub fn push(&mut self, data: &[u8]) -> io::Result<()> {
-        self.sh.push(data)
+        self.sh.push(self.cache, data)
     }
 
     /// Queues a [`Producer`] behind everything queued so far. Its chunks
@@ -745,7 +758,9 @@ impl Handle {
     /// `NotConnected` once the connection is closing or closed (the data is
     /// dropped); `OutOfMemory` when the push would pass the output limit
     /// (the connection is closed); the socket's error if the write failed
-    /// (the connection is closed).
+    /// (the connection is closed);
+    /// [`Misuse::OtherHub`](crate::Misuse::OtherHub) when called off the
+    /// connection's hub (after `greenio::run` ended, say).
     ///
     /// # Examples
     ///
@@ -759,7 +774,8 @@ impl Handle {
     /// }
     /// ```
     pub fn push(&self, data: &[u8]) -> io::Result<()> {
-        self.ch.shared().push(data)
+        let sh = self.ch.shared();
+        sh.with_cache(|c| sh.push(c, data))?
     }
 
     /// Queues a producer, exactly like [`Context::push_producer`].

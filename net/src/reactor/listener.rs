@@ -375,7 +375,7 @@ pub(crate) fn start<A: Accept>(
         backoff: Cell::new(Backoff::new()),
     });
     let i = inner.clone();
-    let cb: IoCallback = Rc::new(move |ev: Ready| {
+    let cb: IoCallback = Rc::new(move |ev: Ready, _| {
         if ev.intersects(Ready::READABLE) {
             i.accept_all();
         }

@@ -69,14 +69,16 @@
 //! machine (`dispatcher.rs`, which documents the steps of a run). The
 //! choices, and what they cost:
 //!
-//! * **Edge-triggered, with our own readiness cache.** The socket is
+//! * **Edge-triggered, with the hub's readiness cache.** The socket is
 //!   registered once for both directions and never re-armed (no
-//!   `epoll_ctl` per message). The connection remembers "may read" / "may
-//!   write" until the kernel says `WouldBlock`, and uses the short-read
-//!   trick (a read that returned less than asked drained the stream), so an
-//!   echoed message costs one `read` and one `send`, as in a hand-written
-//!   mio server. A handler that stops reading early is called again, so
-//!   handlers need not know about edges.
+//!   `epoll_ctl` per message). The registration's cache, the same one
+//!   green threads park on, remembers "may read" / "may write" until the
+//!   kernel says `WouldBlock`, and applies the short-read rule (a read that
+//!   returned less than asked drained the stream), so an echoed message
+//!   costs one `read` and one `send`, as in a hand-written mio server. A
+//!   run looks the cache up once and lends it to the handler's `Context`.
+//!   A handler that stops reading early is called again, so handlers need
+//!   not know about edges.
 //! * **Write-through output.** A push onto an empty queue goes straight to
 //!   the kernel; only what it refuses is copied into the queue. No
 //!   allocation per message.
