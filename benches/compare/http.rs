@@ -300,6 +300,7 @@ fn run(opts: &HttpOptions) -> Result<(), String> {
     ensure_wrk()?;
     let nofile = procs::raise_nofile().map_err(|e| format!("cannot raise RLIMIT_NOFILE: {e}"))?;
     let loadavg_start = crate::machine::loadavg();
+    let m = crate::machine::Machine::read(nofile);
     let script = logs.join("pipeline.lua");
     std::fs::write(&script, pipeline_script(PIPELINE_DEPTH))
         .map_err(|e| format!("{}: {e}", script.display()))?;
@@ -424,8 +425,15 @@ fn run(opts: &HttpOptions) -> Result<(), String> {
     procs::pin_self(None);
 
     let header = format!(
-        "{} run, runs per point: {}, {} s each; started at load average {loadavg_start}, \
-         ended at {}; open-files limit {nofile}; {:.0} s in all",
+        "{}, {} × {}, Linux {}, {}, greenio {}. {} run, runs per point: {}, {} s each; \
+         started at load average {loadavg_start}, ended at {}; open-files limit {nofile}; \
+         {:.0} s in all",
+        m.date,
+        m.cpus,
+        m.model,
+        m.kernel,
+        m.rustc,
+        m.commit,
         if opts.quick { "Quick" } else { "Full" },
         opts.runs,
         opts.secs,
