@@ -451,34 +451,52 @@ fn main() {
     if http::wanted(&args) {
         return http::main(&args);
     }
-    let opts = match parse_options() {
+    main_with("compare", USAGE, parse_options(), run);
+}
+
+/// The end of a `main`: an empty parse error prints `usage` (for
+/// `--help`), another prints `name: error` with it and exits 2; then runs
+/// `run`, exiting 1 after printing its error.
+fn main_with<O>(
+    name: &str,
+    usage: &str,
+    parsed: Result<O, String>,
+    run: impl FnOnce(&O) -> Result<(), String>,
+) {
+    let opts = match parsed {
         Ok(o) => o,
         Err(e) if e.is_empty() => {
-            println!("{USAGE}");
+            println!("{usage}");
             return;
         }
         Err(e) => {
-            eprintln!("compare: {e}\n\n{USAGE}");
+            eprintln!("{name}: {e}\n\n{usage}");
             std::process::exit(2);
         }
     };
     if let Err(e) = run(&opts) {
-        eprintln!("compare: {e}");
+        eprintln!("{name}: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(opts: &Options) -> Result<(), String> {
-    let started = Instant::now();
+/// The directories a run writes to, created: `out` or else `results/`
+/// (for a run whose figures are the committed ones, `results`) or
+/// `target/compare-results/`; and `target/compare-logs/`. With `build`,
+/// first `cargo build --release --examples` (`who` names the caller in
+/// the message).
+fn prepare(
+    who: &str,
+    out: Option<PathBuf>,
+    results: bool,
+    build: bool,
+) -> Result<(PathBuf, PathBuf), String> {
     let root = workspace();
-    let release = release_dir();
-    let examples = release.join("examples");
-    let target = release
+    let target = release_dir()
         .parent()
         .map_or(root.join("target"), Path::to_path_buf);
-    let full = !opts.quick && opts.filters.is_empty() && opts.load && opts.memory && opts.micro;
-    let out_dir = opts.out.clone().unwrap_or_else(|| {
-        if full {
+    let out_dir = out.unwrap_or_else(|| {
+        if results {
             root.join("results")
         } else {
             target.join("compare-results")
@@ -488,9 +506,8 @@ fn run(opts: &Options) -> Result<(), String> {
     for d in [&out_dir, &logs] {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
-
-    if opts.build {
-        println!("compare: cargo build --release --examples");
+    if build {
+        println!("{who}: cargo build --release --examples");
         let status = Command::new(cargo())
             .args(["build", "--release", "--examples"])
             .current_dir(&root)
@@ -500,6 +517,16 @@ fn run(opts: &Options) -> Result<(), String> {
             return Err(format!("cargo build --release --examples: {status}"));
         }
     }
+    Ok((out_dir, logs))
+}
+
+fn run(opts: &Options) -> Result<(), String> {
+    let started = Instant::now();
+    let root = workspace();
+    let release = release_dir();
+    let examples = release.join("examples");
+    let full = !opts.quick && opts.filters.is_empty() && opts.load && opts.memory && opts.micro;
+    let (out_dir, logs) = prepare("compare", opts.out.clone(), full, opts.build)?;
     let client = examples.join("echo_client");
     if opts.load && !client.exists() {
         return Err(format!("{} is missing", client.display()));

@@ -253,50 +253,18 @@ pub fn wanted(args: &[String]) -> bool {
 
 /// Runs the HTTP mode; exits the process on a bad command line.
 pub fn main(args: &[String]) {
-    let opts = match parse(args) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return;
-        }
-        Err(e) => {
-            eprintln!("compare http: {e}\n\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = run(&opts) {
-        eprintln!("compare http: {e}");
-        std::process::exit(1);
-    }
+    crate::main_with("compare http", USAGE, parse(args), run);
 }
 
 fn run(opts: &HttpOptions) -> Result<(), String> {
     let started = Instant::now();
-    let root = crate::workspace();
     let examples = crate::release_dir().join("examples");
-    let target = root.join("target");
-    let out_dir = opts.out.clone().unwrap_or_else(|| {
-        if opts.filters.is_empty() {
-            root.join("results")
-        } else {
-            target.join("compare-results")
-        }
-    });
-    let logs = target.join("compare-logs");
-    for d in [&out_dir, &logs] {
-        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-    }
-    if opts.build {
-        println!("compare http: cargo build --release --examples");
-        let status = Command::new(crate::cargo())
-            .args(["build", "--release", "--examples"])
-            .current_dir(&root)
-            .status()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if !status.success() {
-            return Err(format!("cargo build --release --examples: {status}"));
-        }
-    }
+    let (out_dir, logs) = crate::prepare(
+        "compare http",
+        opts.out.clone(),
+        opts.filters.is_empty(),
+        opts.build,
+    )?;
     ensure_wrk()?;
     let nofile = procs::raise_nofile().map_err(|e| format!("cannot raise RLIMIT_NOFILE: {e}"))?;
     let loadavg_start = crate::machine::loadavg();

@@ -85,66 +85,53 @@ fn main() -> ExitCode {
         Err(message) => return common::usage_error(&message, USAGE),
     };
     let buf_size = args.buf;
-    let served = mio_loop::serve(args.listen, "peer_mio_echo", |stream| Conn {
+    mio_loop::main(args.listen, "peer_mio_echo", |stream| Conn {
         stream,
         buf: vec![0; buf_size].into_boxed_slice(),
         start: 0,
         end: 0,
         writable: true,
-    });
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("peer_mio_echo: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-impl mio_loop::Connection for Conn {
-    fn writable(&mut self) {
-        // An error or hang-up: the next write reports it.
-        self.writable = true;
-    }
-
-    fn handle(&mut self, read_closed: bool) -> After {
-        handle(self, read_closed)
-    }
+    })
 }
 
 /// Echoes what the connection has to offer: first the bytes still pending
 /// from a short write, then reads until the socket is drained or the send
-/// buffer fills. `read_closed` says the event carried the peer's FIN.
-fn handle(conn: &mut Conn, read_closed: bool) -> After {
-    if conn.start < conn.end {
-        if !conn.writable {
-            return After::Keep;
-        }
-        match write_pending(conn) {
-            Ok(true) => {}
-            Ok(false) => return After::Keep,
-            Err(_) => return After::Close,
-        }
-    }
-    loop {
-        match conn.stream.read(&mut conn.buf) {
-            Ok(0) => return After::Close,
-            Ok(n) => {
-                conn.start = 0;
-                conn.end = n;
-                match write_pending(conn) {
-                    Ok(true) => {}
-                    Ok(false) => return After::Keep,
-                    Err(_) => return After::Close,
-                }
-                if n < conn.buf.len() && !read_closed {
-                    // Drained: the next byte to arrive raises a new edge.
-                    return After::Keep;
-                }
+/// buffer fills.
+impl mio_loop::Connection for Conn {
+    fn handle(&mut self, writable: bool, read_closed: bool) -> After {
+        let conn = self;
+        // An error or hang-up counts as writable: the next write reports it.
+        conn.writable |= writable;
+        if conn.start < conn.end {
+            if !conn.writable {
+                return After::Keep;
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return After::Keep,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return After::Close,
+            match write_pending(conn) {
+                Ok(true) => {}
+                Ok(false) => return After::Keep,
+                Err(_) => return After::Close,
+            }
+        }
+        loop {
+            match conn.stream.read(&mut conn.buf) {
+                Ok(0) => return After::Close,
+                Ok(n) => {
+                    conn.start = 0;
+                    conn.end = n;
+                    match write_pending(conn) {
+                        Ok(true) => {}
+                        Ok(false) => return After::Keep,
+                        Err(_) => return After::Close,
+                    }
+                    if n < conn.buf.len() && !read_closed {
+                        // Drained: the next byte to arrive raises a new edge.
+                        return After::Keep;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return After::Keep,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return After::Close,
+            }
         }
     }
 }

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(message) => return common::usage_error(&message, USAGE),
     };
-    let served = mio_loop::serve(args.listen, "peer_mio_http", |stream| Conn {
+    mio_loop::main(args.listen, "peer_mio_http", |stream| Conn {
         stream,
         input: Input::new(),
         parser: Parser::new(),
@@ -86,60 +86,47 @@ fn main() -> ExitCode {
         sent: 0,
         writable: true,
         closing: false,
-    });
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("peer_mio_http: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-impl mio_loop::Connection for Conn {
-    fn writable(&mut self) {
-        self.writable = true;
-    }
-
-    fn handle(&mut self, read_closed: bool) -> After {
-        handle(self, read_closed)
-    }
+    })
 }
 
 /// Serves what the connection has to offer: the answers still unsent,
 /// then read, answer, write until the socket is drained or the send
-/// buffer fills. `read_closed` says the event carried the peer's FIN.
-fn handle(conn: &mut Conn, read_closed: bool) -> After {
-    match flush(conn) {
-        Ok(true) => {}
-        Ok(false) => return After::Keep,
-        Err(_) => return After::Close,
-    }
-    if conn.closing {
-        return After::Close;
-    }
-    loop {
-        let spare = conn.input.spare();
-        let room = spare.len();
-        let n = match conn.stream.read(spare) {
-            Ok(0) => return After::Close,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return After::Keep,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => return After::Close,
-        };
-        conn.input.filled(n);
-        answer(conn);
+/// buffer fills.
+impl mio_loop::Connection for Conn {
+    fn handle(&mut self, writable: bool, read_closed: bool) -> After {
+        let conn = self;
+        conn.writable |= writable;
         match flush(conn) {
             Ok(true) => {}
-            Ok(false) => return After::Keep, // not read again until it drains
+            Ok(false) => return After::Keep,
             Err(_) => return After::Close,
         }
         if conn.closing {
             return After::Close;
         }
-        if n < room && !read_closed {
-            return After::Keep; // drained: the next byte raises a new edge
+        loop {
+            let spare = conn.input.spare();
+            let room = spare.len();
+            let n = match conn.stream.read(spare) {
+                Ok(0) => return After::Close,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return After::Keep,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return After::Close,
+            };
+            conn.input.filled(n);
+            answer(conn);
+            match flush(conn) {
+                Ok(true) => {}
+                Ok(false) => return After::Keep, // not read again until it drains
+                Err(_) => return After::Close,
+            }
+            if conn.closing {
+                return After::Close;
+            }
+            if n < room && !read_closed {
+                return After::Keep; // drained: the next byte raises a new edge
+            }
         }
     }
 }

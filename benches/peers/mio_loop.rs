@@ -39,12 +39,27 @@ pub enum After {
 
 /// One accepted connection of a peer.
 pub trait Connection {
-    /// A WRITABLE edge, an error or a hang-up arrived: a write may not
-    /// block (or it reports the error).
-    fn writable(&mut self);
-    /// The socket is ready; `read_closed` says the event carried the peer's
-    /// FIN (read on to the end: no further edge will come).
-    fn handle(&mut self, read_closed: bool) -> After;
+    /// The socket is ready. `writable`: the event was a WRITABLE edge, an
+    /// error or a hang-up, so a write may not block (or reports the
+    /// error). `read_closed`: the event carried the peer's FIN (read on to
+    /// the end: no further edge will come).
+    fn handle(&mut self, writable: bool, read_closed: bool) -> After;
+}
+
+/// [`serve`] as a peer's `main` ends: exit status 0 after a stop signal,
+/// or 1 after printing `name: error`.
+pub fn main<C: Connection>(
+    addr: SocketAddr,
+    name: &str,
+    new: impl FnMut(TcpStream) -> C,
+) -> std::process::ExitCode {
+    match serve(addr, name, new) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// Serves `addr` until SIGINT or SIGTERM, making a connection with `new`
@@ -101,10 +116,9 @@ pub fn serve<C: Connection>(
                     let Some(Some(conn)) = slab.conns.get_mut(slot) else {
                         continue;
                     };
-                    if event.is_writable() || event.is_error() || event.is_write_closed() {
-                        conn.writable();
-                    }
-                    if conn.handle(event.is_read_closed()) == After::Close {
+                    let writable =
+                        event.is_writable() || event.is_error() || event.is_write_closed();
+                    if conn.handle(writable, event.is_read_closed()) == After::Close {
                         // Dropping the stream closes it, which also removes
                         // it from the epoll set.
                         slab.conns[slot] = None;
