@@ -408,10 +408,18 @@ fn run(opts: &HttpOptions) -> Result<(), String> {
         crate::machine::loadavg(),
         started.elapsed().as_secs_f64()
     );
+    let subtitle = format!(
+        "{} · {} × {} · {} run",
+        m.date,
+        m.cpus,
+        m.model,
+        if opts.quick { "quick" } else { "full" }
+    );
     let rep = http_report::Report {
         points: &points,
         outcomes: &outcomes,
         header,
+        subtitle,
         opts,
     };
     let md = rep.markdown();

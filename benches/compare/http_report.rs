@@ -17,6 +17,8 @@ pub struct Report<'a> {
     pub outcomes: &'a [Outcome],
     /// The run's one-line description.
     pub header: String,
+    /// The chart's second line: date, machine, kind of run.
+    pub subtitle: String,
     /// The command line.
     pub opts: &'a HttpOptions,
 }
@@ -204,17 +206,23 @@ impl Report<'_> {
         s
     }
 
-    /// `http.svg`: one group of bars per point, one bar per server.
+    /// `http.svg`: one group of bars per point without pipelining (the
+    /// pipelined run is ten times higher and would flatten the rest; it is
+    /// in the tables), one bar per server.
     pub fn svg(&self) -> String {
         const COLORS: &[&str] = &["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"];
         let servers = self.outcomes.len().max(1);
+        let shown: Vec<usize> = (0..self.points.len())
+            .filter(|&pi| self.points[pi].depth == 1)
+            .collect();
         let (left, right, top, bottom) = (80.0, 20.0, 60.0, 110.0);
         let group = 24.0 * servers as f64 + 30.0;
-        let w = left + right + group * self.points.len() as f64;
+        let w = (left + right + group * shown.len() as f64).max(760.0);
         let h = 460.0;
         let ph = h - top - bottom;
-        let max = (0..self.points.len())
-            .flat_map(|pi| {
+        let max = shown
+            .iter()
+            .flat_map(|&pi| {
                 self.outcomes
                     .iter()
                     .filter_map(move |o| self.rps(o.spec.key, pi))
@@ -228,11 +236,11 @@ impl Report<'_> {
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" \
              font-family=\"sans-serif\" font-size=\"12\">\n\
              <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-             <text x=\"{:.0}\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">HTTP/1.1 requests/s under wrk (server on 1 CPU)</text>\n\
+             <text x=\"{:.0}\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">HTTP/1.1 requests/s under wrk, server on one CPU (pipelined runs: see http.md)</text>\n\
              <text x=\"{:.0}\" y=\"42\" text-anchor=\"middle\" fill=\"#555\">{}</text>\n",
             w / 2.0,
             w / 2.0,
-            esc(&self.header)
+            esc(&self.subtitle)
         );
         let mut v = 0.0;
         while v <= ymax + 1e-9 {
@@ -249,8 +257,9 @@ impl Report<'_> {
             );
             v += step;
         }
-        for (pi, p) in self.points.iter().enumerate() {
-            let gx = left + group * pi as f64 + 15.0;
+        for (gi, &pi) in shown.iter().enumerate() {
+            let p = &self.points[pi];
+            let gx = left + group * gi as f64 + 15.0;
             for (si, o) in self.outcomes.iter().enumerate() {
                 let Some(r) = self.rps(o.spec.key, pi) else {
                     continue;
