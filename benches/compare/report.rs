@@ -233,7 +233,7 @@ impl Report<'_> {
                 ),
                 user(g).map(|u| point(u.0)),
                 user(m).map(|u| point(u.0)),
-                1.5,
+                2.0,
                 ns,
             ));
             t.push(ratio_lt(
@@ -259,6 +259,13 @@ impl Report<'_> {
                 p99(tc),
                 1.0,
                 |v| format!("{v:.0} µs"),
+            ));
+            t.push(ratio(
+                format!("greenio CPU/msg vs its callback twin (echo_callback), {rate} msg/s"),
+                cpu(g, p),
+                cpu(cb, p),
+                1.0,
+                us,
             ));
             t.push(ratio(
                 "callback reactor CPU/msg vs hand-written mio".into(),
