@@ -64,8 +64,8 @@ fn serve(mut conn: TcpStream, timeout: Duration) {
     let mut input = Input::new();
     let mut parser = Parser::new();
     let mut out = Vec::with_capacity(4096);
-    // When the request being read must be complete; set when we first wait
-    // for it, cleared by each complete request.
+    // When the request being read must be complete: set when its first
+    // bytes are in, cleared by each complete request.
     let mut deadline: Option<Instant> = None;
 
     loop {
@@ -87,13 +87,18 @@ fn serve(mut conn: TcpStream, timeout: Duration) {
                 if flush(&mut conn, &mut out).is_err() {
                     return;
                 }
-                let now = Instant::now();
-                let deadline = *deadline.get_or_insert(now + timeout);
-                let Some(left) = deadline
-                    .checked_duration_since(now)
-                    .filter(|d| !d.is_zero())
-                else {
-                    return timed_out(conn, started, out);
+                // Idle between requests: wait up to `timeout` for the next
+                // one. Part of a request in: it has until `timeout` after
+                // its first bytes arrived, however it trickles in.
+                let left = if started {
+                    let now = Instant::now();
+                    let deadline = *deadline.get_or_insert(now + timeout);
+                    match deadline.checked_duration_since(now) {
+                        Some(left) if !left.is_zero() => left,
+                        _ => return timed_out(conn, started, out),
+                    }
+                } else {
+                    timeout
                 };
                 let _ = conn.set_read_timeout(Some(left));
                 match conn.read(input.spare()) {

@@ -147,10 +147,11 @@ impl Http {
 }
 
 /// Notes a connection's progress for the timeout sweep: a request
-/// completed (`started` false), or part of the next one is buffered.
+/// completed or none is in (`started` false: the idle time starts now), or
+/// part of the next one is buffered (its time starts with its first bytes).
 fn progress(watch: &Option<Rc<Watch>>, hub: &HubState, started: bool) {
     if let Some(w) = watch {
-        if !started {
+        if !started || !w.started.get() {
             w.stamp.set(hub.tick.get());
         }
         w.started.set(started);
@@ -160,8 +161,8 @@ fn progress(watch: &Option<Rc<Watch>>, hub: &HubState, started: bool) {
 /// What the timeout sweep knows of a connection.
 struct Watch {
     handle: Handle,
-    /// The sweep's tick when the connection last completed a request (or
-    /// opened).
+    /// The sweep's tick when the connection last went idle (opened, or
+    /// completed a request) or the first bytes of its next request came.
     stamp: Cell<u64>,
     /// Part of the next request has arrived (a timeout then gets a 408).
     started: Cell<bool>,
