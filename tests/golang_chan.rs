@@ -13,11 +13,12 @@
 //! `select` -> `Select`; a `nil` channel in a select -> leaving the branch
 //! out. Sizes are reduced where Go's are meant for long runs.
 
+mod util;
+
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use greenio::sync::{bounded, Receiver, RecvError, Select, Sender, TryRecvError, TrySendError};
 
@@ -26,22 +27,7 @@ const LONG: Duration = Duration::from_secs(30);
 /// Runs `f` on `hubs` hubs; aborts the test binary if it hangs for two
 /// minutes.
 fn run<T>(hubs: usize, f: impl FnOnce() -> T) -> T {
-    let done = Arc::new(AtomicBool::new(false));
-    let d2 = done.clone();
-    std::thread::spawn(move || {
-        let start = Instant::now();
-        while !d2.load(Ordering::SeqCst) {
-            if start.elapsed() > Duration::from_secs(120) {
-                eprintln!("golang_chan: a test hung for 120 s");
-                std::process::abort();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    let rt = greenio::Runtime::builder().hubs(hubs).build().unwrap();
-    let r = rt.run(f);
-    done.store(true, Ordering::SeqCst);
-    r
+    util::run_hubs("golang_chan", hubs, f)
 }
 
 fn settle() {

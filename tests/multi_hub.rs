@@ -2,11 +2,12 @@
 //! threads, stay on the hub they started on, spread at spawn time, and
 //! talk through channels and locks across hubs and with OS threads.
 
+mod util;
+
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use greenio::sync::{bounded, channel, Mutex};
 
@@ -15,22 +16,7 @@ const LONG: Duration = Duration::from_secs(30);
 /// Runs `f` on `hubs` hubs; aborts the test binary if it hangs for two
 /// minutes.
 fn run<T>(hubs: usize, f: impl FnOnce() -> T) -> T {
-    let done = Arc::new(AtomicBool::new(false));
-    let d2 = done.clone();
-    std::thread::spawn(move || {
-        let start = Instant::now();
-        while !d2.load(Ordering::SeqCst) {
-            if start.elapsed() > Duration::from_secs(120) {
-                eprintln!("multi_hub: a test hung for 120 s");
-                std::process::abort();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    let rt = greenio::Runtime::builder().hubs(hubs).build().unwrap();
-    let r = rt.run(f);
-    done.store(true, Ordering::SeqCst);
-    r
+    util::run_hubs("multi_hub", hubs, f)
 }
 
 #[test]

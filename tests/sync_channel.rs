@@ -2,10 +2,11 @@
 //! hubs and OS threads, back-pressure, rendezvous, disconnection,
 //! fairness, cancellation and timeouts.
 
+mod util;
+
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use greenio::sync::{
@@ -16,25 +17,8 @@ use greenio::sync::{
 /// Generous bound on any single wait in these tests.
 const LONG: Duration = Duration::from_secs(30);
 
-/// Runs `f` on a runtime of `hubs` hubs; aborts the test binary with a
-/// message if it takes more than two minutes (a hang is a failure).
 fn run<T>(hubs: usize, f: impl FnOnce() -> T) -> T {
-    let done = Arc::new(AtomicBool::new(false));
-    let d2 = done.clone();
-    std::thread::spawn(move || {
-        let start = Instant::now();
-        while !d2.load(Ordering::SeqCst) {
-            if start.elapsed() > Duration::from_secs(120) {
-                eprintln!("sync_channel: a test hung for 120 s");
-                std::process::abort();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    let rt = greenio::Runtime::builder().hubs(hubs).build().unwrap();
-    let r = rt.run(f);
-    done.store(true, Ordering::SeqCst);
-    r
+    util::run_hubs("sync_channel", hubs, f)
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! Group: exclusion under contention across hubs and OS threads, no
 //! over-admission, cancellation of parked waiters, timeouts.
 
+mod util;
+
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,25 +16,8 @@ use greenio::Group;
 
 const LONG: Duration = Duration::from_secs(30);
 
-/// Runs `f` on a runtime of `hubs` hubs; aborts the test binary if it
-/// takes more than two minutes (a hang is a failure, not a stuck CI).
 fn run<T>(hubs: usize, f: impl FnOnce() -> T) -> T {
-    let done = Arc::new(AtomicBool::new(false));
-    let d2 = done.clone();
-    std::thread::spawn(move || {
-        let start = Instant::now();
-        while !d2.load(Ordering::SeqCst) {
-            if start.elapsed() > Duration::from_secs(120) {
-                eprintln!("sync_primitives: a test hung for 120 s");
-                std::process::abort();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    let rt = greenio::Runtime::builder().hubs(hubs).build().unwrap();
-    let r = rt.run(f);
-    done.store(true, Ordering::SeqCst);
-    r
+    util::run_hubs("sync_primitives", hubs, f)
 }
 
 /// Yields a few times, letting every ready green thread of this hub run.

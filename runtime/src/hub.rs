@@ -856,6 +856,9 @@ impl Hub {
             }
             self.tick();
             self.wake_deferred();
+            // Wakes that arrived while we slept run in the next turn
+            // without another (zero-timeout) poll first.
+            self.drain_inbox();
         }
     }
 

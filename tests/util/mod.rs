@@ -8,6 +8,30 @@ use std::time::Duration;
 /// test binaries, so this only catches hangs, never measures speed.
 pub const LIMIT: Duration = Duration::from_secs(120);
 
+/// Runs `f` on a runtime of `hubs` hubs on this thread; aborts the test
+/// binary with a message naming `suite` if it runs past [`LIMIT`] (a hang
+/// is a failure, and the test's own thread may be the one that hangs).
+pub fn run_hubs<T>(suite: &'static str, hubs: usize, f: impl FnOnce() -> T) -> T {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let done = Arc::new(AtomicBool::new(false));
+    let d2 = done.clone();
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while !d2.load(Ordering::SeqCst) {
+            if start.elapsed() > LIMIT {
+                eprintln!("{suite}: a test hung for {} s", LIMIT.as_secs());
+                std::process::abort();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let rt = greenio::Runtime::builder().hubs(hubs).build().unwrap();
+    let r = rt.run(f);
+    done.store(true, Ordering::SeqCst);
+    r
+}
+
 /// Runs `f` inside `greenio::run` on a fresh OS thread and waits at most
 /// `limit` for it. A panic inside is re-raised here; a hang fails the test
 /// with `what` instead of blocking the test binary forever (the stuck

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::spin::SpinLock;
 use super::{lock, WaitQueue};
-use crate::wait::{deadline_after, WaitReason, Waiter};
+use crate::wait::{deadline_after, WaitReason};
 
 const REASON: WaitReason = WaitReason::sync("event wait");
 
@@ -152,28 +152,13 @@ impl Event {
             return true;
         }
         let start = lock(&self.state).generation;
-        loop {
-            let w = {
-                let mut s = lock(&self.state);
-                if self.flag.load(Ordering::Relaxed) || s.generation != start {
-                    return true;
-                }
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return false;
-                }
-                let w = Waiter::prepare();
-                s.waiters.push(w.clone());
-                w
-            };
-            // Waiters are woken all at once: nothing to pass on.
-            super::park(
-                &w,
-                deadline,
-                REASON,
-                || lock(&self.state).waiters.remove(&w),
-                || {},
-            );
-        }
+        super::wait_broadcast(
+            &self.state,
+            |s| &mut s.waiters,
+            |s| self.flag.load(Ordering::Relaxed) || s.generation != start,
+            deadline,
+            REASON,
+        )
     }
 }
 

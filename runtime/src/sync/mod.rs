@@ -165,6 +165,40 @@ pub(crate) fn park(
     r
 }
 
+/// Waits until `ready` holds for the state behind `state` (checked under
+/// its lock) or `deadline` passes, queued in `queue(state)`, whose waiters
+/// are woken all at once (so a waiter that leaves has nothing to pass on).
+/// Returns whether `ready` held.
+pub(crate) fn wait_broadcast<S>(
+    state: &SpinLock<S>,
+    queue: impl Fn(&mut S) -> &mut WaitQueue,
+    mut ready: impl FnMut(&mut S) -> bool,
+    deadline: Option<Instant>,
+    reason: WaitReason,
+) -> bool {
+    loop {
+        let w = {
+            let mut s = lock(state);
+            if ready(&mut s) {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            let w = Waiter::prepare();
+            queue(&mut s).push(w.clone());
+            w
+        };
+        park(
+            &w,
+            deadline,
+            reason,
+            || queue(&mut lock(state)).remove(&w),
+            || {},
+        );
+    }
+}
+
 /// Unwinds the calling green thread now if it has a cancellation or an
 /// expired timeout scope pending, after running `pass_on`.
 #[inline]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::spin::SpinLock;
 use super::{lock, WaitQueue};
-use crate::wait::{deadline_after, WaitReason, Waiter};
+use crate::wait::{deadline_after, WaitReason};
 
 const REASON: WaitReason = WaitReason::sync("waitgroup wait");
 
@@ -144,28 +144,13 @@ impl WaitGroup {
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         crate::wait::coop_proceed();
-        loop {
-            let w = {
-                let mut s = lock(&self.state);
-                if s.count == 0 {
-                    return true;
-                }
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return false;
-                }
-                let w = Waiter::prepare();
-                s.waiters.push(w.clone());
-                w
-            };
-            // Waiters are woken all at once: nothing to pass on.
-            super::park(
-                &w,
-                deadline,
-                REASON,
-                || lock(&self.state).waiters.remove(&w),
-                || {},
-            );
-        }
+        super::wait_broadcast(
+            &self.state,
+            |s| &mut s.waiters,
+            |s| s.count == 0,
+            deadline,
+            REASON,
+        )
     }
 }
 
