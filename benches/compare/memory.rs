@@ -10,9 +10,13 @@
 //! set and so are not counted, for any server.
 //!
 //! Green-thread stacks are found in `/proc/PID/smaps` by their shape (see
-//! `runtime/src/stack.rs`): an anonymous `rw-p` mapping of exactly the stack
-//! size that starts where a one-page `---p` guard mapping ends. Their `Rss`
-//! is the stack pages touched, not the address space reserved.
+//! `runtime/src/stack.rs`): an anonymous `rw-p` mapping of a batch of 16
+//! stacks, each a guard page plus the stack size (guard pages installed
+//! with `MADV_GUARD_INSTALL` do not split it), or, on kernels without guard
+//! markers, a mapping of exactly the stack size that starts where a
+//! one-page `---p` guard mapping ends. Their `Rss` is the stack pages
+//! touched, not the address space reserved; `count` counts stacks
+//! (batches mapped back to back merge into one mapping).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -143,7 +147,16 @@ pub fn stacks(pid: u32, stack_size: usize) -> Stacks {
     // mapping is complete (its `Rss:` line seen) once the next header comes.
     let mut prev: Option<Mapping> = None;
     let mut cur: Option<Mapping> = None;
+    let batch = 16 * (stack_size + page);
     let mut check = |prev: &Option<Mapping>, m: &Mapping| {
+        // Batches mapped one after another merge into one mapping.
+        let len = m.end - m.start;
+        let stride = stack_size + page;
+        if m.perms == "rw-p" && m.anonymous && len >= batch && len % stride == 0 {
+            found.count += len / stride;
+            found.rss_kib += m.rss_kib;
+            return;
+        }
         if let Some(p) = prev {
             if p.end == m.start
                 && p.perms.starts_with("---p")

@@ -570,8 +570,9 @@ impl Report<'_> {
         let _ = writeln!(
             out,
             "\nGreen-thread stacks are found in `/proc/PID/smaps` as anonymous `rw-p` \
-             mappings of exactly the stack size ({} KiB) just above a one-page `---p` \
-             guard; their `Rss` is pages touched, not address space reserved.\n",
+             mappings of 16 stacks of {} KiB plus a guard page each (or, on kernels \
+             without guard markers, one stack-sized mapping above a `---p` guard); \
+             their `Rss` is pages touched, not address space reserved.\n",
             greenio::DEFAULT_STACK_SIZE / 1024
         );
         let mem: Vec<&Target> = targets.iter().filter(|t| t.what.contains("RSS")).collect();
