@@ -256,7 +256,7 @@ pub fn memory_phase(opts: &Options, examples: &Path, logs: &Path, outcomes: &mut
                 b / 1024.0
             )),
             m.stacks.map_or(String::new(), |(b, a)| format!(
-                ", {} stack mappings, {:.1} KiB stack touched per connection",
+                ", {} stacks, {:.1} KiB stack touched per connection",
                 a.count,
                 (a.rss_kib as f64 - b.rss_kib as f64) / m.open.max(1) as f64
             ))
