@@ -267,6 +267,13 @@ impl StackPool {
                 addr: map(len)?,
                 len,
             });
+            // A batch spans more than 2 MiB (and batches mapped back to back
+            // merge): with transparent huge pages set to `always`, the first
+            // touch of a stack could commit a 2 MiB page covering the tops
+            // of many stacks. Stacks want small pages; an error only means
+            // the kernel has no THP.
+            // SAFETY: advice on the mapping just made, which nothing uses yet.
+            let _ = unsafe { libc::madvise(region.addr.cast(), len, libc::MADV_NOHUGEPAGE) };
             let lo = region.addr as usize;
             // Hand out from the low end first (the order does not matter).
             self.fresh
