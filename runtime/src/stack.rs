@@ -17,7 +17,9 @@
 //! about 32,000 live green threads under the default limit (raise it with
 //! `sysctl vm.max_map_count=262144`); when the limit is hit, spawning fails
 //! with an `io::Error` that says so. Stacks of other sizes are mapped one
-//! by one. Memory is reserved, not committed: a stack costs RSS only for
+//! by one. Batches are marked `MADV_NOHUGEPAGE`: a batch spans more than
+//! 2 MiB, and with transparent huge pages set to `always` a first touch
+//! would otherwise commit one huge page across the tops of many stacks. Memory is reserved, not committed: a stack costs RSS only for
 //! the pages its green thread actually touched.
 //!
 //! Rejected: one `mmap` per stack (what corosensei's `DefaultStack` does):
