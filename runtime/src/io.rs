@@ -47,7 +47,7 @@ use mio::event::Source;
 use mio::Interest;
 
 use crate::hub::{self, Hub};
-use crate::iotable::{clear_if_open, token, Entry, LocalWaiter};
+use crate::iotable::{attempt, clear_if_open, token, Entry, LocalWaiter};
 pub use crate::iotable::{IoCallback, Ready, ReadyCache};
 use crate::misuse::Misuse;
 use crate::park::WaitReason;
@@ -282,27 +282,9 @@ impl Registration {
         &self,
         dir: Ready,
         timeout: Option<std::time::Duration>,
-        mut op: impl FnMut() -> io::Result<R>,
+        op: impl FnMut() -> io::Result<R>,
     ) -> Option<io::Result<R>> {
-        self.with_entry(|hub, e| {
-            hub.coop_proceed();
-            let mut deadline = None;
-            loop {
-                if e.ready.get() & dir.0 != 0 {
-                    match op() {
-                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                            e.ready.set(e.ready.get() & !dir.0);
-                        }
-                        Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                        r => return r,
-                    }
-                }
-                if deadline.is_none() {
-                    deadline = timeout.and_then(deadline_after);
-                }
-                self.park(hub, e, dir, deadline, io_reason(dir))?;
-            }
-        })
+        self.io_loop(dir, timeout, op, |_| false)
     }
 
     /// [`try_io`](Self::try_io) for a stream read or write of `want`
@@ -319,25 +301,28 @@ impl Registration {
         dir: Ready,
         timeout: Option<std::time::Duration>,
         want: usize,
-        mut op: impl FnMut() -> io::Result<usize>,
+        op: impl FnMut() -> io::Result<usize>,
     ) -> Option<io::Result<usize>> {
+        self.io_loop(dir, timeout, op, |&n| n > 0 && n < want)
+    }
+
+    /// The loop behind `try_io` and `try_io_stream`: spends one unit of the
+    /// fair budget, then attempts (`iotable::attempt`) and parks until
+    /// `dir` is ready again, as often as needed.
+    #[inline(always)]
+    fn io_loop<R>(
+        &self,
+        dir: Ready,
+        timeout: Option<std::time::Duration>,
+        mut op: impl FnMut() -> io::Result<R>,
+        short: impl Fn(&R) -> bool,
+    ) -> Option<io::Result<R>> {
         self.with_entry(|hub, e| {
+            hub.coop_proceed();
             let mut deadline = None;
             loop {
-                if e.ready.get() & dir.0 != 0 {
-                    match op() {
-                        Ok(n) => {
-                            if n > 0 && n < want {
-                                clear_if_open(e, dir);
-                            }
-                            return Ok(n);
-                        }
-                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                            e.ready.set(e.ready.get() & !dir.0);
-                        }
-                        Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(err) => return Err(err),
-                    }
+                if let Some(r) = attempt(e, dir, &mut op, &short) {
+                    return r;
                 }
                 if deadline.is_none() {
                     deadline = timeout.and_then(deadline_after);

@@ -95,6 +95,37 @@ impl fmt::Debug for Ready {
     }
 }
 
+/// One optimistic attempt on `e`, the rule every syscall through the cache
+/// follows: runs `op` while `dir` is cached ready; `WouldBlock` clears the
+/// bit and ends the attempt with `None` (as a clear bit does, without a
+/// syscall); `Interrupted` is retried; an `Ok` value for which `short`
+/// holds (a short stream transfer, which drained the kernel's queue)
+/// clears the bit too, unless a close or error was seen (`clear_if_open`).
+#[inline(always)]
+pub(crate) fn attempt<R>(
+    e: &Entry,
+    dir: Ready,
+    op: &mut impl FnMut() -> io::Result<R>,
+    short: impl Fn(&R) -> bool,
+) -> Option<io::Result<R>> {
+    while e.ready.get() & dir.0 != 0 {
+        match op() {
+            Ok(v) => {
+                if short(&v) {
+                    clear_if_open(e, dir);
+                }
+                return Some(Ok(v));
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                e.ready.set(e.ready.get() & !dir.0);
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Some(Err(err)),
+        }
+    }
+    None
+}
+
 /// A callback that owns a source's events (the reactor style). Called on
 /// the hub's thread, outside any green thread, with the event's readiness
 /// and the source's readiness cache (already updated with the event), so
@@ -399,25 +430,9 @@ impl ReadyCache<'_> {
         want: Option<usize>,
         mut op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let e = self.e;
-        loop {
-            if e.ready.get() & dir.0 == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            match op() {
-                Ok(n) => {
-                    if want.is_some_and(|w| n > 0 && n < w) {
-                        clear_if_open(e, dir);
-                    }
-                    return Ok(n);
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    e.ready.set(e.ready.get() & !dir.0);
-                    return Err(err);
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(err),
-            }
-        }
+        attempt(self.e, dir, &mut op, |&n| {
+            want.is_some_and(|w| n > 0 && n < w)
+        })
+        .unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))
     }
 }

@@ -17,13 +17,11 @@
 
 use std::any::Any;
 use std::panic;
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::hub::{Action, Hub, NO_SLOT};
 use crate::park::{WaitReason, WAITING};
 use crate::slab::{Slot, ThreadState};
-use crate::task::{Target, WaitToken};
 use crate::unwind::{CancelUnwind, TimeoutUnwind};
 
 impl Hub {
@@ -51,32 +49,11 @@ impl Hub {
             .map(|id| Box::new(TimeoutUnwind(id)) as Box<dyn Any + Send>)
     }
 
-    /// Parks the running green thread on `token` (armed by the caller)
-    /// until it is fired, its deadline passes, or it is interrupted (which
-    /// unwinds, after disarming). Returns how the word was fired
-    /// (`NOTIFIED` or `TIMED_OUT`).
-    ///
-    /// # Panics
-    ///
-    /// If `token` is not the running green thread's.
-    pub(crate) fn block(
-        &self,
-        token: &WaitToken,
-        deadline: Option<Instant>,
-        reason: WaitReason,
-    ) -> u64 {
-        let mine = match &token.target {
-            Target::Green(t) => Arc::ptr_eq(t, self.cur().task()),
-            Target::Os(_) => false,
-        };
-        assert!(
-            mine,
-            "greenio: Waiter::wait called outside the green thread that prepared it"
-        );
-        self.block_on_word(token.seq, deadline, reason)
-    }
-
-    /// `block` for wait `seq` of the running green thread's own park word.
+    /// Parks the running green thread on wait `seq` of its own park word
+    /// (armed by the caller) until it is fired, its deadline passes, or it
+    /// is interrupted (which unwinds, after disarming). Returns how the
+    /// word was fired (`NOTIFIED` or `TIMED_OUT`). The caller checks that
+    /// the wait is the running green thread's (`Waiter::wait`, `join`).
     pub(crate) fn block_on_word(
         &self,
         seq: u64,

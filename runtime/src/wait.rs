@@ -235,7 +235,7 @@ impl Waiter {
                         Arc::ptr_eq(cur, t),
                         "greenio: Waiter::wait called outside the green thread that prepared it"
                     );
-                    hub.block(&self.0, deadline, reason)
+                    hub.block_on_word(self.0.seq, deadline, reason)
                 });
                 state.expect(
                     "greenio: Waiter::wait called outside the green thread that prepared it",
