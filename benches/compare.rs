@@ -363,6 +363,12 @@ struct Options {
     memory_conns: usize,
 }
 
+/// Whether the server `key` is selected by the command-line `filters`
+/// (every server is when there are none). Shared with the HTTP mode.
+fn selected(filters: &[String], key: &str) -> bool {
+    filters.is_empty() || filters.iter().any(|f| key.contains(f.as_str()))
+}
+
 const USAGE: &str = "\
 usage: cargo bench --bench compare -- [options] [SERVER...]
 
@@ -537,9 +543,7 @@ fn run(opts: &Options) -> Result<(), String> {
 
     let mut outcomes: Vec<Outcome> = SERVERS
         .iter()
-        .filter(|s| {
-            opts.filters.is_empty() || opts.filters.iter().any(|f| s.key.contains(f.as_str()))
-        })
+        .filter(|s| selected(&opts.filters, s.key))
         .map(|spec| Outcome {
             spec,
             runs: scenarios.iter().map(|_| Vec::new()).collect(),

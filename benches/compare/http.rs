@@ -276,9 +276,7 @@ fn run(opts: &HttpOptions) -> Result<(), String> {
     let points = points();
     let mut outcomes: Vec<Outcome> = SERVERS
         .iter()
-        .filter(|s| {
-            opts.filters.is_empty() || opts.filters.iter().any(|f| s.key.contains(f.as_str()))
-        })
+        .filter(|s| crate::selected(&opts.filters, s.key))
         .map(|spec| Outcome {
             spec,
             runs: points.iter().map(|_| Vec::new()).collect(),
