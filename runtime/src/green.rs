@@ -285,11 +285,7 @@ impl Unparker {
         h.unpark_token.store(true, Ordering::SeqCst);
         let seq = h.user_park_seq.load(Ordering::SeqCst);
         if seq != 0 {
-            let token = WaitToken {
-                target: Target::Green(self.task.clone()),
-                seq,
-            };
-            hub::fire(&token, NOTIFIED);
+            hub::fire_green(h, seq, NOTIFIED);
         }
     }
 }
@@ -638,14 +634,20 @@ pub fn yield_now() {
 /// });
 /// ```
 pub fn sleep(d: Duration) {
-    if !hub::in_green_thread() {
+    let slept = hub::with_hub(|h| {
+        if !h.in_green() {
+            return false;
+        }
+        match crate::wait::deadline_after(d) {
+            Some(deadline) => h.sleep_until(deadline),
+            // Too far to represent: sleep a year at a time, forever.
+            None => loop {
+                h.sleep_until(std::time::Instant::now() + Duration::from_secs(86400 * 365));
+            },
+        }
+        true
+    });
+    if slept != Some(true) {
         std::thread::sleep(d);
-        return;
-    }
-    match crate::wait::deadline_after(d) {
-        Some(deadline) => crate::wait::sleep_until(deadline),
-        None => loop {
-            crate::wait::sleep_until(std::time::Instant::now() + Duration::from_secs(86400 * 365));
-        },
     }
 }

@@ -148,7 +148,7 @@ use crate::runq::RunQueue;
 use crate::shared::{HubShared, Msg, RuntimeShared};
 use crate::slab::{Co, CoState, Slot, TaskSlab, ThreadState};
 use crate::stack::{self, GreenStack, StackInfo, StackPool};
-use crate::task::{self, Target, Task, WaitToken};
+use crate::task::{self, Header, Target, Task, WaitToken};
 use crate::timer::Timers;
 
 /// The mio token of the hub's waker.
@@ -167,8 +167,10 @@ const SPIN_ROUNDS: u32 = 2000;
 
 /// What a hub timer does when it fires.
 pub(crate) enum Action {
-    /// A `Waiter`'s deadline: fire its park word with `TIMED_OUT`.
-    Fire { task: Arc<dyn Task>, seq: u64 },
+    /// A `Waiter`'s deadline: fire the park word of the green thread in
+    /// `slot` with `TIMED_OUT` if it still waits on `seq` (wait numbers are
+    /// unique per hub, so a reused slot cannot match).
+    Fire { slot: u32, seq: u64 },
     /// Wake a hub-local wait `(slot, seq)` (sockets, sleeps).
     WakeLocal { slot: u32, seq: u64 },
     /// Expire the timeout scope `scope` of the green thread in `slot`.
@@ -216,8 +218,6 @@ pub(crate) struct Hub {
     pub(crate) current: Cell<u32>,
     /// Pointer to that slot (valid while `current != NO_SLOT`).
     cur_slot: Cell<*const Slot>,
-    /// Yielder of the running green thread.
-    yielder: Cell<*const Yielder<(), ()>>,
     /// Last wait number handed out (`next_seq`).
     seq: Cell<u64>,
     /// Last timeout scope number handed out (`timeout.rs`).
@@ -284,7 +284,7 @@ pub(crate) fn on_hub_thread() -> bool {
 
 /// Whether the caller is a green thread.
 pub(crate) fn in_green_thread() -> bool {
-    with_hub(|h| h.current.get() != NO_SLOT).unwrap_or(false)
+    with_hub(Hub::in_green).unwrap_or(false)
 }
 
 /// Runs `f` with the hub and the running green thread, if any.
@@ -322,15 +322,7 @@ pub(crate) fn schedule(hub: &HubShared, slot: u32, seq: u64) {
 #[inline]
 pub(crate) fn fire(token: &WaitToken, state: u64) -> bool {
     match &token.target {
-        Target::Green(t) => {
-            let h = t.header();
-            if h.word.fire(token.seq, state) {
-                schedule(&h.hub, h.slot.load(Ordering::Acquire), token.seq);
-                true
-            } else {
-                false
-            }
-        }
+        Target::Green(t) => fire_green(t.header(), token.seq, state),
         Target::Os(p) => {
             if p.word.fire(token.seq, state) {
                 p.thread.unpark();
@@ -339,6 +331,18 @@ pub(crate) fn fire(token: &WaitToken, state: u64) -> bool {
                 false
             }
         }
+    }
+}
+
+/// Fires wait `seq` of the green thread with header `h` and, if this call
+/// won, makes it runnable on its hub. Usable from any thread.
+#[inline]
+pub(crate) fn fire_green(h: &Header, seq: u64, state: u64) -> bool {
+    if h.word.fire(seq, state) {
+        schedule(&h.hub, h.slot.load(Ordering::Acquire), seq);
+        true
+    } else {
+        false
     }
 }
 
@@ -369,7 +373,6 @@ fn interrupt(task: Arc<dyn Task>) {
 /// Entry point of every coroutine: records its yielder before the body runs.
 pub(crate) fn enter(y: &Yielder<(), ()>) {
     with_hub(|hub| {
-        hub.yielder.set(y);
         hub.cur().yielder.set(y);
     });
 }
@@ -395,7 +398,6 @@ impl Hub {
             graveyard: RefCell::new(Vec::new()),
             current: Cell::new(NO_SLOT),
             cur_slot: Cell::new(ptr::null()),
-            yielder: Cell::new(ptr::null()),
             seq: Cell::new(0),
             scope_seq: Cell::new(0),
             now: Cell::new(Instant::now()),
@@ -633,7 +635,6 @@ impl Hub {
         s.state.set(ThreadState::Running);
         self.current.set(slot);
         self.cur_slot.set(s);
-        self.yielder.set(s.yielder.get());
         stack::set_running(s.stack.as_ptr());
         self.switches.set(self.switches.get() + 1);
         self.shared.watch.enter(s.header());
@@ -672,14 +673,8 @@ impl Hub {
         unsafe { &*self.cur_slot.get() }
     }
 
-    /// Suspends the running green thread, parked on `seq` in `state`
-    /// (`Parked`, or `Ready` when it queued itself).
-    #[inline]
-    pub(crate) fn suspend(&self, seq: u64, reason: WaitReason, state: ThreadState) {
-        self.suspend_slot(self.cur(), seq, reason, state);
-    }
-
-    /// `suspend` with the running green thread's slot already at hand.
+    /// Suspends the running green thread (slot `s`), parked on `seq` in
+    /// `state` (`Parked`, or `Ready` when it queued itself).
     #[inline]
     pub(crate) fn suspend_slot(&self, s: &Slot, seq: u64, reason: WaitReason, state: ThreadState) {
         s.parked.set(seq);
@@ -694,9 +689,9 @@ impl Hub {
         if let Some(c) = counter {
             c.set(c.get() + 1);
         }
-        let y = self.yielder.get();
-        // SAFETY: `y` is the yielder of the running coroutine, recorded by
-        // `enter` on its stack; it stays valid while the coroutine exists,
+        let y = s.yielder.get();
+        // SAFETY: `y` is the yielder of the running coroutine (slot `s`),
+        // recorded by `enter` on its stack; it stays valid while the coroutine exists,
         // and we are executing on that coroutine now.
         unsafe { (*y).suspend(()) };
         if let Some(c) = counter {
@@ -941,10 +936,11 @@ impl Hub {
             let action = self.timers.borrow_mut().pop_due(now);
             match action {
                 None => break,
-                Some(Action::Fire { task, seq }) => {
-                    let h = task.header();
-                    if h.word.fire(seq, TIMED_OUT) {
-                        self.make_ready(h.slot.load(Ordering::Relaxed), seq);
+                Some(Action::Fire { slot, seq }) => {
+                    if let Some(s) = self.tasks.get(slot) {
+                        if s.header().word.fire(seq, TIMED_OUT) {
+                            self.make_ready(slot, seq);
+                        }
                     }
                 }
                 Some(Action::WakeLocal { slot, seq }) => self.make_ready(slot, seq),

@@ -525,16 +525,8 @@ impl Drop for Registration {
         let done = hub::with_hub(|hub| {
             if Arc::ptr_eq(&hub.shared, &self.hub) {
                 // A callback may hold the last reference to the source while
-                // being dropped here: take it out before the borrow ends.
-                let cb = {
-                    let mut io = hub.io.borrow_mut();
-                    let cb = io.get(self.index, self.gen).and_then(|e| e.callback.take());
-                    if cb.is_some() {
-                        io.callbacks -= 1;
-                    }
-                    io.release(self.index, self.gen);
-                    cb
-                };
+                // being dropped here: drop it after the borrow ends.
+                let cb = hub.io.borrow_mut().release(self.index, self.gen);
                 drop(cb);
                 true
             } else {

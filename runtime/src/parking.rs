@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use crate::hub::{Action, Hub, NO_SLOT};
 use crate::park::{WaitReason, WAITING};
+use crate::runq::RunQueue;
 use crate::slab::{Slot, ThreadState};
 use crate::unwind::{CancelUnwind, TimeoutUnwind};
 
@@ -64,7 +65,12 @@ impl Hub {
         let h = s.header();
         let mut timer = None;
         let state = loop {
-            if let Some(p) = self.pending_interrupt() {
+            if let Some(p) = s
+                .interrupted
+                .get()
+                .then(|| self.interrupt_payload(s))
+                .flatten()
+            {
                 let st = h.word.disarm(seq);
                 if st == WAITING {
                     if let Some(k) = timer {
@@ -80,13 +86,13 @@ impl Hub {
             if timer.is_none() {
                 if let Some(d) = deadline {
                     let fire = Action::Fire {
-                        task: s.task().clone(),
+                        slot: self.current.get(),
                         seq,
                     };
                     timer = Some(self.timers.borrow_mut().insert(d, fire));
                 }
             }
-            self.suspend(seq, reason, ThreadState::Parked);
+            self.suspend_slot(s, seq, reason, ThreadState::Parked);
         };
         if let Some(k) = timer {
             self.timers.borrow_mut().cancel(k);
@@ -98,7 +104,7 @@ impl Hub {
     /// called outside one.
     #[inline]
     pub(crate) fn try_yield(&self) -> bool {
-        if self.current.get() == NO_SLOT {
+        if !self.in_green() {
             return false;
         }
         self.yield_now();
@@ -116,13 +122,21 @@ impl Hub {
 
     /// Lets every other ready green thread run once, then continues.
     pub(crate) fn yield_now(&self) {
+        self.requeue(&self.ready, WaitReason::local("yield"));
+    }
+
+    /// Suspends the running green thread queued on `queue` (the ready
+    /// queue, or `deferred`, which runs only after the next poll);
+    /// interrupts unwind before and after.
+    #[inline]
+    fn requeue(&self, queue: &RunQueue, reason: WaitReason) {
         let s = self.cur();
         if s.interrupted.get() {
             self.unwind_if_interrupted(s);
         }
         let seq = self.next_seq();
-        self.ready.push((self.current.get(), seq));
-        self.suspend_slot(s, seq, WaitReason::local("yield"), ThreadState::Ready);
+        queue.push((self.current.get(), seq));
+        self.suspend_slot(s, seq, reason, ThreadState::Ready);
         if s.interrupted.get() {
             self.unwind_if_interrupted(s);
         }
@@ -145,15 +159,7 @@ impl Hub {
     /// plain yield would be resumed up to `BUDGET` times in the same turn.
     #[cold]
     fn yield_to_loop(&self) {
-        if let Some(p) = self.pending_interrupt() {
-            panic::resume_unwind(p);
-        }
-        let seq = self.next_seq();
-        self.deferred.push((self.current.get(), seq));
-        self.suspend(seq, WaitReason::local("budget spent"), ThreadState::Ready);
-        if let Some(p) = self.pending_interrupt() {
-            panic::resume_unwind(p);
-        }
+        self.requeue(&self.deferred, WaitReason::local("budget spent"));
     }
 
     /// A fresh wait number for a hub-local wait of the running green thread.
@@ -190,6 +196,24 @@ impl Hub {
         }
         if s.interrupted.get() {
             self.unwind_if_interrupted(s);
+        }
+    }
+
+    /// Whether a green thread is running (the caller is one).
+    #[inline]
+    pub(crate) fn in_green(&self) -> bool {
+        self.current.get() != NO_SLOT
+    }
+
+    /// Puts the running green thread to sleep until `deadline` on a
+    /// hub-local wait (no atomics, no reference counts): only its timer or
+    /// an interrupt (which unwinds) ends a wait.
+    pub(crate) fn sleep_until(&self, deadline: Instant) {
+        while let Some((_, seq)) = self.local_seq() {
+            self.park_local(seq, Some(deadline), WaitReason::local("sleep"));
+            if Instant::now() >= deadline {
+                return;
+            }
         }
     }
 

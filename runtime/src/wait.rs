@@ -290,19 +290,6 @@ pub(crate) fn coop_proceed() {
     hub::with_hub(|h| h.coop_proceed());
 }
 
-/// Blocks until `deadline`, uninterruptible by wakes (used by `sleep`).
-pub(crate) fn sleep_until(deadline: Instant) {
-    loop {
-        let w = Waiter::prepare();
-        if w.wait(Some(deadline), WaitReason::local("sleep")) == Wake::TimedOut {
-            return;
-        }
-        if Instant::now() >= deadline {
-            return;
-        }
-    }
-}
-
 /// The deadline `d` from now; `None` when it is too far away to represent
 /// (callers treat that as "no deadline"). greenio's one conversion from a
 /// timeout to a deadline.
