@@ -77,8 +77,11 @@ pub(crate) fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
     msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
     // SAFETY: `msg` points to `msg_iovlen` valid iovecs that outlive the
-    // call; no name or control buffers are passed.
-    let n = syscall!(unsafe { libc::sendmsg(fd, &msg, SEND_FLAGS) })?;
+    // call; no name or control buffers are passed. Through `syscall(2)`
+    // for the reason given at [`send`].
+    let n = syscall!(unsafe {
+        libc::syscall(libc::SYS_sendmsg, fd, &msg as *const libc::msghdr, SEND_FLAGS)
+    })?;
     Ok(n as usize)
 }
 

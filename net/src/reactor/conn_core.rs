@@ -21,8 +21,9 @@
 //! [`Handle`](super::Handle), used outside runs, looks it up per call.
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind};
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ use mio::net::TcpStream;
 use super::dispatcher::Channel;
 use super::listener::Tracker;
 use super::producer::{Next, Output, Producer};
+use crate::sys;
 
 // ----- tuning ---------------------------------------------------------------
 //
@@ -253,7 +255,9 @@ impl ConnCore {
         // next byte to arrive raises a new edge), unless the hub saw the
         // peer's FIN.
         let r = match self.io.borrow_mut().sock.as_mut() {
-            Some(s) => c.try_once(Ready::READABLE, Some(want), || s.read(&mut buf[..want])),
+            Some(s) => c.try_once(Ready::READABLE, Some(want), || {
+                sys::recv(s.as_raw_fd(), &mut buf[..want])
+            }),
             None => Err(ErrorKind::NotConnected.into()),
         };
         match r {
@@ -284,7 +288,9 @@ impl ConnCore {
             // syscall otherwise). A short write filled the send buffer and
             // clears WRITABLE.
             let r = match self.io.borrow_mut().sock.as_mut() {
-                Some(s) => c.try_once(Ready::WRITABLE, Some(rest.len()), || s.write(rest)),
+                Some(s) => c.try_once(Ready::WRITABLE, Some(rest.len()), || {
+                    sys::send(s.as_raw_fd(), rest)
+                }),
                 None => return Err(ErrorKind::NotConnected.into()),
             };
             match r {
@@ -453,7 +459,9 @@ impl ConnCore {
         // the next turn returns `WouldBlock` without a syscall.
         loop {
             let r = match self.io.borrow_mut().sock.as_mut() {
-                Some(s) => c.try_once(Ready::READABLE, Some(buf.len()), || s.read(&mut buf)),
+                Some(s) => c.try_once(Ready::READABLE, Some(buf.len()), || {
+                    sys::recv(s.as_raw_fd(), &mut buf)
+                }),
                 None => return, // closed already
             };
             match r {
@@ -512,7 +520,9 @@ impl ConnCore {
                     let n = pending.len().min(left);
                     // A short write filled the send buffer and clears the
                     // cache; so does `WouldBlock`.
-                    match c.try_once(Ready::WRITABLE, Some(n), || sock.write(&pending[..n])) {
+                    match c.try_once(Ready::WRITABLE, Some(n), || {
+                        sys::send(sock.as_raw_fd(), &pending[..n])
+                    }) {
                         Ok(0) => Step::Fail(ErrorKind::WriteZero.into()),
                         Ok(k) => {
                             io.out.consume(k);
