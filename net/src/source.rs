@@ -7,7 +7,7 @@
 //! direction may be ready, make the syscall at once; only on `WouldBlock`
 //! clear the bit and park in [`Registration::wait`] until the hub sees an
 //! edge. A stream read that returned fewer bytes than asked for drained the
-//! receive queue, so [`Pollable::drained`] clears the bit right away and the
+//! receive queue, so [`Pollable::do_io_stream`] clears the bit right away and the
 //! next read parks without first paying for a `WouldBlock` syscall; the same
 //! holds for a short write and a full send buffer. The bit is not cleared
 //! when the hub has seen the peer close or an error (`READ_CLOSED`,
@@ -211,43 +211,44 @@ impl<S: AsRawFd> Pollable<S> {
         &self,
         dir: Ready,
         timeout: Option<Duration>,
-        mut op: impl FnMut(&S) -> io::Result<R>,
+        op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        loop {
-            if let Ok(reg) = self.reg.try_borrow() {
-                if let Some(reg) = reg.as_ref() {
-                    if let Some(r) = reg.try_io(dir, timeout, || op(&self.io)) {
-                        return r;
-                    }
-                }
-            }
-            // Not registered on this hub yet (first use, or moved here).
-            if let Err(e) = self.registration() {
-                return Self::without_hub(e, || op(&self.io));
-            }
-        }
+        self.do_io_with(dir, timeout, op, |_| false)
     }
 
     /// [`do_io`](Self::do_io) for a stream read or write of `want` bytes:
     /// a short transfer clears the readiness bit in the same lookup (see
-    /// `Registration::try_io_stream`), saving a `WouldBlock` syscall on
-    /// the next call.
+    /// `Registration::try_io_with`), saving a `WouldBlock` syscall on the
+    /// next call.
     #[inline]
     pub(crate) fn do_io_stream(
         &self,
         dir: Ready,
         timeout: Option<Duration>,
         want: usize,
-        mut op: impl FnMut(&S) -> io::Result<usize>,
+        op: impl FnMut(&S) -> io::Result<usize>,
     ) -> io::Result<usize> {
+        self.do_io_with(dir, timeout, op, |&n| n > 0 && n < want)
+    }
+
+    /// The loop behind `do_io` and `do_io_stream`.
+    #[inline(always)]
+    fn do_io_with<R>(
+        &self,
+        dir: Ready,
+        timeout: Option<Duration>,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+        short: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
         loop {
             if let Ok(reg) = self.reg.try_borrow() {
                 if let Some(reg) = reg.as_ref() {
-                    if let Some(r) = reg.try_io_stream(dir, timeout, want, || op(&self.io)) {
+                    if let Some(r) = reg.try_io_with(dir, timeout, || op(&self.io), &short) {
                         return r;
                     }
                 }
             }
+            // Not registered on this hub yet (first use, or moved here).
             if let Err(e) = self.registration() {
                 return Self::without_hub(e, || op(&self.io));
             }
@@ -260,19 +261,6 @@ impl<S: AsRawFd> Pollable<S> {
         match op() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(no_hub),
             r => r,
-        }
-    }
-
-    /// Called after a short read or write on a stream: the kernel queue was
-    /// drained (or filled), so clear `dir` and let the next call park
-    /// without a failing syscall. Keeps the bit when the hub has already
-    /// seen a close or an error, whose edge will not come again.
-    #[inline]
-    pub(crate) fn drained(&self, dir: Ready) {
-        if let Ok(reg) = self.reg.try_borrow() {
-            if let Some(reg) = reg.as_ref() {
-                reg.drained(dir);
-            }
         }
     }
 

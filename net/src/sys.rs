@@ -80,7 +80,12 @@ pub(crate) fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize
     // call; no name or control buffers are passed. Through `syscall(2)`
     // for the reason given at [`send`].
     let n = syscall!(unsafe {
-        libc::syscall(libc::SYS_sendmsg, fd, &msg as *const libc::msghdr, SEND_FLAGS)
+        libc::syscall(
+            libc::SYS_sendmsg,
+            fd,
+            &msg as *const libc::msghdr,
+            SEND_FLAGS,
+        )
     })?;
     Ok(n as usize)
 }

@@ -811,15 +811,10 @@ impl TcpStream {
         if want == 0 {
             return Ok(0);
         }
-        let n = self
-            .inner
-            .do_io(Ready::READABLE, self.inner.read_timeout(), |mut s| {
+        self.inner
+            .do_io_stream(Ready::READABLE, self.inner.read_timeout(), want, |mut s| {
                 s.read_vectored(bufs)
-            })?;
-        if n > 0 && n < want {
-            self.inner.drained(Ready::READABLE);
-        }
-        Ok(n)
+            })
     }
 
     fn write_impl(&self, buf: &[u8]) -> io::Result<usize> {
@@ -836,20 +831,18 @@ impl TcpStream {
     }
 
     fn write_vectored_impl(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let want: usize = bufs.iter().map(|b| b.len()).sum();
-        if want == 0 {
+        // `send_vectored` passes at most UIO_MAXIOV buffers: a write of all
+        // of those is complete even when later buffers remain.
+        let sent = &bufs[..bufs.len().min(libc::UIO_MAXIOV as usize)];
+        let want: usize = sent.iter().map(|b| b.len()).sum();
+        if want == 0 && bufs.iter().all(|b| b.is_empty()) {
             return Ok(0);
         }
         let fd = self.inner.fd();
-        let n = self
-            .inner
-            .do_io(Ready::WRITABLE, self.inner.write_timeout(), |_| {
+        self.inner
+            .do_io_stream(Ready::WRITABLE, self.inner.write_timeout(), want, |_| {
                 sys::send_vectored(fd, bufs)
-            })?;
-        if n < want && bufs.len() <= libc::UIO_MAXIOV as usize {
-            self.inner.drained(Ready::WRITABLE);
-        }
-        Ok(n)
+            })
     }
 }
 

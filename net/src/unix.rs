@@ -484,15 +484,10 @@ impl UnixStream {
         if want == 0 {
             return Ok(0);
         }
-        let n = self
-            .inner
-            .do_io(Ready::READABLE, self.inner.read_timeout(), |mut s| {
+        self.inner
+            .do_io_stream(Ready::READABLE, self.inner.read_timeout(), want, |mut s| {
                 s.read_vectored(bufs)
-            })?;
-        if n > 0 && n < want {
-            self.inner.drained(Ready::READABLE);
-        }
-        Ok(n)
+            })
     }
 
     fn write_impl(&self, buf: &[u8]) -> io::Result<usize> {

@@ -284,33 +284,41 @@ impl Registration {
         timeout: Option<std::time::Duration>,
         op: impl FnMut() -> io::Result<R>,
     ) -> Option<io::Result<R>> {
-        self.io_loop(dir, timeout, op, |_| false)
+        self.try_io_with(dir, timeout, op, |_| false)
     }
 
-    /// [`try_io`](Self::try_io) for a stream read or write of `want`
-    /// bytes: a transfer that moved fewer than `want` (but more than zero)
-    /// bytes drained the kernel's queue (or filled it), so `dir` is
-    /// cleared as [`drained`](Self::drained) would, in the same lookup.
+    /// [`try_io`](Self::try_io) with a rule for values that drained the
+    /// kernel's queue: when `short(&value)` holds (a stream read or write
+    /// that moved fewer bytes than asked, but more than zero), `dir` is
+    /// cleared as [`drained`](Self::drained) would, in the same lookup,
+    /// saving the `WouldBlock` syscall the next call would make.
     ///
     /// # Errors
     ///
     /// As [`try_io`](Self::try_io).
-    #[inline]
-    pub fn try_io_stream(
-        &self,
-        dir: Ready,
-        timeout: Option<std::time::Duration>,
-        want: usize,
-        op: impl FnMut() -> io::Result<usize>,
-    ) -> Option<io::Result<usize>> {
-        self.io_loop(dir, timeout, op, |&n| n > 0 && n < want)
-    }
-
-    /// The loop behind `try_io` and `try_io_stream`: spends one unit of the
-    /// fair budget, then attempts (`iotable::attempt`) and parks until
-    /// `dir` is ready again, as often as needed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenio::io::{Ready, Registration};
+    /// use std::io::{Read, Write};
+    ///
+    /// greenio::run(|| {
+    ///     let (mut tx, mut rx) = mio::unix::pipe::new().unwrap();
+    ///     let reg = Registration::new(&mut rx).unwrap();
+    ///     tx.write_all(b"hi").unwrap();
+    ///     let mut buf = [0u8; 8];
+    ///     let n = reg
+    ///         .try_io_with(Ready::READABLE, None, || rx.read(&mut buf), |&n| n > 0 && n < 8)
+    ///         .unwrap()
+    ///         .unwrap();
+    ///     assert_eq!(n, 2);
+    ///     // The short read cleared the cache: the next read parks at once.
+    ///     assert!(!reg.readiness().intersects(Ready::READABLE));
+    /// });
+    /// ```
     #[inline(always)]
-    fn io_loop<R>(
+    pub fn try_io_with<R>(
         &self,
         dir: Ready,
         timeout: Option<std::time::Duration>,
@@ -337,7 +345,7 @@ impl Registration {
     /// the bit and is returned, as it is when the bit is already clear (no
     /// syscall then). `Interrupted` is retried. With `want = Some(n)` the
     /// call is a stream transfer of `n` bytes and the short-transfer rule of
-    /// [`try_io_stream`](Self::try_io_stream) applies to its `Ok` value.
+    /// [`try_io_with`](Self::try_io_with) applies to its `Ok` value.
     ///
     /// # Errors
     ///
