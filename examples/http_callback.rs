@@ -72,7 +72,7 @@ struct Http {
 
 impl Handler for Http {
     fn handle_connect(&mut self, cx: &mut Context<'_>) {
-        let _ = cx.set_nodelay(true);
+        // Accepted connections already have TCP_NODELAY (the listener sets it).
         let watch = Rc::new(Watch {
             handle: cx.handle(),
             stamp: Cell::new(self.hub.tick.get()),
