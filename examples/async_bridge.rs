@@ -228,19 +228,13 @@ fn run(opts: Options) -> io::Result<()> {
         return greenio::run(move || measure(&rt, upstream, n));
     }
     greenio::run(move || -> io::Result<()> {
-        let mut signals = Signals::new(&[SIGINT, SIGTERM])?;
+        let signals = Signals::new(&[SIGINT, SIGTERM])?;
         let server = Server::builder()
             .name("async_bridge")
             .bind(opts.listen.as_str(), move |conn, peer| {
                 serve_conn(conn, peer, &rt, upstream)
             })?;
-        let stop = server.handle();
-        greenio::spawn(move || {
-            if let Ok(sig) = signals.recv() {
-                eprintln!("async_bridge: signal {sig}, stopping");
-                stop.stop(GRACE);
-            }
-        });
+        server.handle().stop_on(signals, GRACE);
         println!("listening on {}", server.local_addr()?);
         io::stdout().flush()?;
         server.serve()

@@ -105,31 +105,19 @@ fn main() -> ExitCode {
         }
     };
     let result = greenio::run(move || -> io::Result<()> {
-        let mut signals = Signals::new(&[SIGINT, SIGTERM])?;
+        let signals = Signals::new(&[SIGINT, SIGTERM])?;
         let server = Server::builder()
             .name("tls_echo")
             .bind(opts.listen.as_str(), move |conn, peer| {
                 serve_tls(&config, conn, peer)
             })?;
-        let stop = server.handle();
-        greenio::spawn(move || {
-            if let Ok(sig) = signals.recv() {
-                eprintln!("tls_echo: signal {sig}, stopping");
-                stop.stop(GRACE);
-            }
-        });
+        server.handle().stop_on(signals, GRACE);
 
         println!("listening on {}", server.local_addr()?);
         io::stdout().flush()?;
         server.serve()
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tls_echo: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_status("tls_echo", result)
 }
 
 /// The rustls configuration: the given certificate and key, or a
