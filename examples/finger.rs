@@ -35,8 +35,8 @@
 //! without it a built-in demo set is served), `--timeout SECS`. SIGINT or
 //! SIGTERM stops it (exit 0). Set `GREENIO_LOG=info` to see timeouts.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,10 +101,7 @@ fn finger(conn: TcpStream, peer: SocketAddr, users: &[User], timeout: Duration) 
     // Close our side, then swallow what the client may still send (the
     // rest of an overlong query, say) until it closes too: closing with
     // unread input would send a reset that can destroy the reply.
-    let _ = conn.shutdown(Shutdown::Write);
-    let _ = greenio::timeout(LINGER, || {
-        io::copy(&mut (&conn).take(LINGER_BYTES), &mut io::sink())
-    });
+    let _ = conn.close_lingering(LINGER_BYTES, LINGER);
 }
 
 /// The reply lines to one query line (without line ends or filtering).

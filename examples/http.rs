@@ -143,16 +143,8 @@ fn fail(mut conn: TcpStream, status: Status, mut out: Vec<u8>) {
 /// what the client still sends (bounded in bytes and time) until its EOF.
 /// Closing with unread input would make the kernel send a reset, which
 /// can destroy the answer before the client has read it.
-fn close(mut conn: TcpStream) {
-    let _ = conn.shutdown(std::net::Shutdown::Write);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut sink = [0u8; 4096];
-    for _ in 0..64 {
-        match conn.read(&mut sink) {
-            Ok(n) if n > 0 => {}
-            _ => return,
-        }
-    }
+fn close(conn: TcpStream) {
+    let _ = conn.close_lingering(256 * 1024, Duration::from_secs(2));
 }
 
 fn main() -> ExitCode {

@@ -462,6 +462,62 @@ impl TcpStream {
         self.inner.get_ref().shutdown(how)
     }
 
+    /// Closes after the last reply: shuts down writing, then reads and
+    /// discards what the peer still sends — at most `max_bytes`, for at most
+    /// `limit` in all — until its end of stream. Closing with unread input
+    /// makes the kernel answer with a reset, which can destroy the reply
+    /// before the peer has read it; this is the lingering close servers use
+    /// after an error answer.
+    ///
+    /// # Errors
+    ///
+    /// The error of `shutdown` or of a read; `TimedOut` once `limit` passes
+    /// with the peer still sending or silent. Dropping the stream closes it
+    /// either way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenio::net::{TcpListener, TcpStream};
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    ///
+    /// greenio::run(|| {
+    ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    ///     let (mut s, _) = l.accept().unwrap();
+    ///     c.write_all(b"more input the server will not read").unwrap();
+    ///     s.write_all(b"400 bad request").unwrap();
+    ///     let closer = greenio::spawn(move || s.close_lingering(64 * 1024, Duration::from_secs(5)));
+    ///     let mut reply = Vec::new();
+    ///     c.read_to_end(&mut reply).unwrap(); // the reply survives, then EOF
+    ///     assert_eq!(reply, b"400 bad request");
+    ///     drop(c);
+    ///     closer.join().unwrap().unwrap();
+    /// });
+    /// ```
+    pub fn close_lingering(self, max_bytes: u64, limit: Duration) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)?;
+        let deadline = greenio_runtime::wait::deadline_after(limit);
+        let mut left = max_bytes;
+        let mut sink = [0u8; 4096];
+        while left > 0 {
+            if let Some(d) = deadline {
+                let now = std::time::Instant::now();
+                if now >= d {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                self.set_read_timeout(Some(d - now))?;
+            }
+            let want = sink.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            match self.read_impl(&mut sink[..want])? {
+                0 => return Ok(()),
+                n => left -= n as u64,
+            }
+        }
+        Ok(())
+    }
+
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
     ///
     /// # Errors
