@@ -315,28 +315,29 @@ impl Drop for Unparker {
 ///
 /// Panics outside a green thread.
 pub fn park() {
-    let task = hub::with_current_task(|_, t| t.clone())
-        .expect("greenio::park() called outside a green thread; start one with greenio::run");
-    let h = task.header();
-    if h.unpark_token.swap(false, Ordering::SeqCst) {
-        return;
-    }
-    let w = Waiter::prepare();
-    h.user_park_seq.store(w.seq(), Ordering::SeqCst);
-    if h.unpark_token.swap(false, Ordering::SeqCst) {
-        h.user_park_seq.store(0, Ordering::SeqCst);
-        w.cancel();
-        return;
-    }
-    struct Reset<'a>(&'a crate::task::Header);
-    impl Drop for Reset<'_> {
-        fn drop(&mut self) {
-            self.0.user_park_seq.store(0, Ordering::SeqCst);
+    let parked = hub::with_current_task(|hub, task| {
+        let h = task.header();
+        if h.unpark_token.swap(false, Ordering::SeqCst) {
+            return;
         }
-    }
-    let _reset = Reset(h);
-    w.wait(None, WaitReason::local("park"));
-    h.unpark_token.store(false, Ordering::SeqCst);
+        let seq = hub.arm_current();
+        h.user_park_seq.store(seq, Ordering::SeqCst);
+        if h.unpark_token.swap(false, Ordering::SeqCst) {
+            h.user_park_seq.store(0, Ordering::SeqCst);
+            h.word.disarm(seq);
+            return;
+        }
+        struct Reset<'a>(&'a crate::task::Header);
+        impl Drop for Reset<'_> {
+            fn drop(&mut self) {
+                self.0.user_park_seq.store(0, Ordering::SeqCst);
+            }
+        }
+        let _reset = Reset(h);
+        hub.block_on_word(seq, None, WaitReason::local("park"));
+        h.unpark_token.store(false, Ordering::SeqCst);
+    });
+    parked.expect("greenio::park() called outside a green thread; start one with greenio::run");
 }
 
 /// Configures a green thread before spawning it: name and stack size.

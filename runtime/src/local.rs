@@ -134,8 +134,9 @@ impl<T: 'static> GreenLocal<T> {
         F: FnOnce(&T) -> R,
     {
         let key = self as *const GreenLocal<T> as usize;
-        let ptr = match hub::with_current_task(|_, task| task.clone()) {
-            Some(task) => task.header().locals.get_or_init(key, self.init),
+        let ptr = match hub::with_current_task(|_, t| t.header().locals.get_or_init(key, self.init))
+        {
+            Some(ptr) => ptr,
             None => OS_LOCALS
                 .try_with(|l| l.get_or_init(key, self.init))
                 .expect(

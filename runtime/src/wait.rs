@@ -182,10 +182,6 @@ impl Waiter {
         &self.0
     }
 
-    pub(crate) fn seq(&self) -> u64 {
-        self.0.seq
-    }
-
     /// Wakes this wait. Returns `true` if this call ended it; `false` if the
     /// wait had already ended (woken, timed out, cancelled), in which case a
     /// wait list should wake its next waiter instead.
