@@ -213,14 +213,17 @@ impl Default for Input {
     }
 }
 
-/// A connection's parser: the state kept between reads while a chunked
-/// body arrives (a head or a `Content-Length` body is parsed again from
-/// the buffer once more of it is there: both are bounded and usually
-/// arrive in one read).
+/// A connection's parser: the state kept between reads while a body
+/// arrives (an incomplete head is parsed again from the buffer once more
+/// of it is there: it is bounded and usually arrives in one read).
 #[derive(Debug, Default)]
 pub struct Parser {
     /// The head and decoder of a chunked request in progress.
     chunked: Option<(Head, Chunked)>,
+    /// A `Content-Length` request whose body is still arriving: its head,
+    /// the head's length in the buffer and the body's length (so the head
+    /// is parsed once, not once per read of the body).
+    pending: Option<(Head, usize, usize)>,
     /// Its body decoded so far.
     body: Vec<u8>,
     /// [`Next::Continue`] was returned for the request at the front.
@@ -236,7 +239,11 @@ impl Parser {
     /// Parses the next request from `input`, consuming it when complete.
     pub fn next<'a>(&'a mut self, input: &'a mut Input) -> Next<'a> {
         if self.chunked.is_none() {
-            let (head, framing, head_len) = match parse_head(input.data()) {
+            let parsed = match self.pending.take() {
+                Some((head, head_len, n)) => Ok(Some((head, Framing::Length(n), head_len))),
+                None => parse_head(input.data()),
+            };
+            let (head, framing, head_len) = match parsed {
                 Ok(Some(h)) => h,
                 Ok(None) => {
                     return Next::NeedMore {
@@ -248,6 +255,7 @@ impl Parser {
             match framing {
                 Framing::Length(n) => {
                     if input.data().len() < head_len + n {
+                        self.pending = Some((head, head_len, n));
                         if head.expect_continue && !self.continued {
                             self.continued = true;
                             return Next::Continue;
