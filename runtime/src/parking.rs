@@ -128,7 +128,7 @@ impl Hub {
     /// Suspends the running green thread queued on `queue` (the ready
     /// queue, or `deferred`, which runs only after the next poll);
     /// interrupts unwind before and after.
-    #[inline]
+    #[inline(always)]
     fn requeue(&self, queue: &RunQueue, reason: WaitReason) {
         let s = self.cur();
         if s.interrupted.get() {
